@@ -1,0 +1,26 @@
+"""All engine tables. Importing this package registers every model on `Base.metadata`."""
+
+from .base import Base
+from .definitions import Deployment, DeploymentFile, ProcessVersion
+from .directory import CalendarOverride, Role, Unit, User, user_role
+from .events import Event, TaskHistory
+from .instances import HumanTask, HumanTaskCandidate, MessageSubscription, ProcessInstance, Timer
+
+__all__ = [
+    "Base",
+    "CalendarOverride",
+    "Deployment",
+    "DeploymentFile",
+    "Event",
+    "HumanTask",
+    "HumanTaskCandidate",
+    "MessageSubscription",
+    "ProcessInstance",
+    "ProcessVersion",
+    "Role",
+    "TaskHistory",
+    "Timer",
+    "Unit",
+    "User",
+    "user_role",
+]

@@ -1,0 +1,415 @@
+"""Process definitions: read a folder, validate all of it, deploy new versions, cache parsed specs."""
+
+import hashlib
+import json
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.spiff.parser import SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import forms
+from .bpmn import UnsafeXml, make_parser, parse_xml
+from .errors import DefinitionError, NotFound
+from .models import Deployment, DeploymentFile, ProcessVersion
+
+SUFFIX_KINDS = {".bpmn": "bpmn", ".dmn": "dmn", ".json": "form"}
+METADATA_FILE = "duban.toml"
+FORM_PROPERTY = "formJsonSchemaFilename"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # posix path relative to the deployed folder
+    kind: str  # bpmn | dmn | form | meta
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass
+class ParsedProcess:
+    key: str
+    name: str
+    bpmn_file: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    files: set[str]
+    start_roles: list[str]
+    timer_starts: list[dict[str, str]]
+
+    def content_hash(self, files: dict[str, SourceFile]) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(f"{name}\0{files[name].sha256}\n".encode())
+        return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """A validated set of files and the executable processes they define."""
+
+    files: dict[str, SourceFile]
+    processes: dict[str, ParsedProcess] = field(default_factory=dict)
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ reading
+def read_folder(path: str | Path) -> list[SourceFile]:
+    root = Path(path)
+    if not root.exists():
+        raise DefinitionError(f"找不到要部署的路径：{path}")
+    if root.is_file():
+        candidates, root = [root], root.parent
+    else:
+        candidates = sorted(p for p in root.rglob("*") if p.is_file())
+    found = []
+    for file in candidates:
+        kind = "meta" if file.name == METADATA_FILE else SUFFIX_KINDS.get(file.suffix.lower())
+        if kind:
+            name = file.relative_to(root).as_posix()
+            found.append(SourceFile(name, kind, file.read_bytes()))
+    if not any(f.kind == "bpmn" for f in found):
+        raise DefinitionError(f"{path} 中没有 .bpmn 文件")
+    return found
+
+
+# --------------------------------------------------------------- validating
+def validate_bundle(sources: list[SourceFile]) -> Bundle:
+    """Parse and check everything; raise DefinitionError naming the file and element."""
+    bundle = Bundle(files={s.name: s for s in sources})
+    for source in sources:
+        if source.kind == "form":
+            bundle.forms[source.name] = _load_form(source)
+    metadata = _load_metadata(bundle.files)
+    parser = make_parser()
+    xml_roots = {}
+    for source in sources:
+        if source.kind in ("bpmn", "dmn"):
+            xml_roots[source.name] = root = _parse_file(source)
+            with _naming(source.name):
+                if source.kind == "bpmn":
+                    parser.add_bpmn_xml(root, source.name)
+                else:
+                    parser.add_dmn_xml(root, source.name)
+    for key in parser.get_process_ids():
+        bundle.processes[key] = _parse_process(parser, key, bundle, metadata)
+    if not bundle.processes:
+        raise DefinitionError('没有可执行的流程（isExecutable="true"）')
+    return bundle
+
+
+def _load_form(source: SourceFile) -> dict[str, Any]:
+    try:
+        schema = json.loads(source.content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DefinitionError(f"表单文件不是有效的 JSON：{exc}", file=source.name) from exc
+    problem = forms.check_schema(schema)
+    if problem:
+        raise DefinitionError(problem, file=source.name)
+    return schema
+
+
+def _load_metadata(files: dict[str, SourceFile]) -> dict[str, Any]:
+    meta = next((f for f in files.values() if f.kind == "meta"), None)
+    if meta is None:
+        return {}
+    try:
+        return tomllib.loads(meta.content.decode("utf-8")).get("process", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DefinitionError(f"部署配置有误：{exc}", file=meta.name) from exc
+
+
+def _parse_file(source: SourceFile) -> etree._Element:
+    try:
+        return parse_xml(source.content)
+    except UnsafeXml as exc:
+        raise DefinitionError(
+            "文件包含 DOCTYPE 或实体声明，出于安全原因不予解析", file=source.name
+        ) from exc
+    except etree.XMLSyntaxError as exc:
+        raise DefinitionError(
+            f"XML 格式错误（第 {exc.lineno} 行）：{exc.msg}", file=source.name
+        ) from exc
+
+
+class _naming:
+    """Turn SpiffWorkflow's ValidationException into a DefinitionError naming file and element."""
+
+    def __init__(self, file: str | None = None) -> None:
+        self.file = file
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
+        if isinstance(exc, ValidationException):
+            element = getattr(exc, "id", "") or getattr(exc, "name", "") or None
+            line = getattr(exc, "line_number", "")
+            where = f"（第 {line} 行）" if line else ""
+            message = str(exc).rstrip(". ").strip()
+            raise DefinitionError(
+                f"流程定义有误{where}：{_translate(message)}",
+                file=getattr(exc, "file_name", "") or self.file,
+                element=element,
+            ) from exc
+        return False
+
+
+_KNOWN_MESSAGES = {
+    "No start event found": "缺少开始事件",
+    "Non-default exclusive outgoing sequence flow without condition": "排他网关的非默认出口缺少条件",
+}
+
+
+def _translate(message: str) -> str:
+    for english, chinese in _KNOWN_MESSAGES.items():
+        if english in message:
+            return f"{chinese}（{message}）"
+    if "was not found" in message:
+        return f"引用的流程不存在（{message}）"
+    if "No DMN Diagram available" in message:
+        return f"引用的决策表不存在（{message}）"
+    return message
+
+
+def _parse_process(
+    parser: SpiffBpmnParser, key: str, bundle: Bundle, metadata: dict[str, Any]
+) -> ParsedProcess:
+    process_parser = parser.process_parsers[key]
+    bpmn_file = process_parser.filename
+    with _naming(bpmn_file):
+        spec = parser.get_spec(key)
+        subprocess_specs = parser.get_subprocess_specs(key)
+    files = {bpmn_file}
+    for sub_key in subprocess_specs:
+        sub_parser = parser.process_parsers.get(sub_key)
+        if sub_parser is not None and sub_parser.filename:
+            files.add(sub_parser.filename)
+    for name in list(files):
+        files |= _decision_files(parser, parser_for_file(parser, name))
+    for task_spec in _task_specs(spec, subprocess_specs):
+        form = _form_property(task_spec)
+        if form is None:
+            continue
+        resolved = resolve_form(bpmn_file_of(task_spec, bpmn_file), form)
+        if resolved not in bundle.forms:
+            raise DefinitionError(
+                f"用户任务“{task_spec.bpmn_name or task_spec.bpmn_id}”引用的表单 {form} 不存在",
+                file=bpmn_file_of(task_spec, bpmn_file),
+                element=task_spec.bpmn_id,
+            )
+        files.add(resolved)
+    declared = metadata.get(key, {}).get("start_roles")
+    return ParsedProcess(
+        key=key,
+        name=process_parser.get_name() or key,
+        bpmn_file=bpmn_file,
+        spec=spec,
+        subprocess_specs=subprocess_specs,
+        files=files,
+        start_roles=list(declared) if declared is not None else _start_lanes(spec),
+        timer_starts=_timer_starts(spec),
+    )
+
+
+def parser_for_file(parser: SpiffBpmnParser, filename: str) -> list[Any]:
+    return [p for p in parser.process_parsers.values() if p.filename == filename]
+
+
+def _decision_files(parser: SpiffBpmnParser, process_parsers: list[Any]) -> set[str]:
+    found = set()
+    for process_parser in process_parsers:
+        for node in process_parser.node.iter(f"{{{SPIFF_NS}}}calledDecisionId"):
+            dmn = parser.dmn_parsers.get((node.text or "").strip())
+            if dmn is not None and dmn.filename:
+                found.add(dmn.filename)
+    return found
+
+
+def _task_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[Any]:
+    specs = list(spec.task_specs.values())
+    for sub in subprocess_specs.values():
+        if sub is not None:
+            specs.extend(sub.task_specs.values())
+    return specs
+
+
+def _form_property(task_spec: Any) -> str | None:
+    extensions = getattr(task_spec, "extensions", None) or {}
+    return (extensions.get("properties") or {}).get(FORM_PROPERTY)
+
+
+def bpmn_file_of(task_spec: Any, default: str) -> str:
+    return getattr(task_spec._wf_spec, "file", None) or default
+
+
+def resolve_form(bpmn_file: str, form: str) -> str:
+    """Form names are relative to the folder of the BPMN file that names them."""
+    return (PurePosixPath(bpmn_file).parent / form).as_posix().removeprefix("./")
+
+
+def _start_lanes(spec: Any) -> list[str]:
+    lanes = {
+        task_spec.lane
+        for task_spec in spec.task_specs.values()
+        if type(task_spec).__name__ == "StartEvent" and task_spec.lane
+    }
+    return sorted(lanes)
+
+
+def _timer_starts(spec: Any) -> list[dict[str, str]]:
+    found = []
+    for task_spec in spec.task_specs.values():
+        definition = getattr(task_spec, "event_definition", None)
+        if type(task_spec).__name__ == "StartEvent" and isinstance(
+            definition, TimerEventDefinition
+        ):
+            found.append(
+                {
+                    "element": task_spec.name,
+                    "type": type(definition).__name__,
+                    "expression": definition.expression,
+                }
+            )
+    return found
+
+
+# ---------------------------------------------------------------- deploying
+@dataclass(frozen=True)
+class DeployedVersion:
+    key: str
+    name: str
+    version: int
+    created: bool
+    version_id: int
+
+
+def deploy(
+    session: Session, sources: list[SourceFile], now: Any, deployed_by: str | None, source: str
+) -> tuple[Bundle, list[DeployedVersion]]:
+    """Store every changed process as a new version. Same content twice → no new version."""
+    bundle = validate_bundle(sources)
+    deployment: Deployment | None = None
+    results = []
+    for key, parsed in sorted(bundle.processes.items()):
+        content_hash = parsed.content_hash(bundle.files)
+        latest = latest_version(session, key)
+        if latest is not None and latest.content_hash == content_hash:
+            results.append(DeployedVersion(key, latest.name, latest.version, False, latest.id))
+            continue
+        if deployment is None:
+            deployment = _store_deployment(session, bundle, now, deployed_by, source)
+        version = ProcessVersion(
+            key=key,
+            version=(latest.version + 1) if latest else 1,
+            name=parsed.name,
+            content_hash=content_hash,
+            deployment_id=deployment.id,
+            bpmn_file=parsed.bpmn_file,
+            start_roles=parsed.start_roles,
+            timer_starts=parsed.timer_starts,
+            deployed_at=now,
+        )
+        session.add(version)
+        session.flush()
+        results.append(DeployedVersion(key, parsed.name, version.version, True, version.id))
+    return bundle, results
+
+
+def _store_deployment(
+    session: Session, bundle: Bundle, now: Any, deployed_by: str | None, source: str
+) -> Deployment:
+    deployment = Deployment(deployed_at=now, deployed_by=deployed_by, source=source)
+    session.add(deployment)
+    session.flush()
+    for file in bundle.files.values():
+        session.add(
+            DeploymentFile(
+                deployment_id=deployment.id,
+                name=file.name,
+                kind=file.kind,
+                content=file.content.decode("utf-8"),
+                sha256=file.sha256,
+            )
+        )
+    return deployment
+
+
+def latest_version(session: Session, key: str) -> ProcessVersion | None:
+    newest = select(func.max(ProcessVersion.version)).where(ProcessVersion.key == key)
+    return session.scalars(
+        select(ProcessVersion).where(
+            ProcessVersion.key == key, ProcessVersion.version == newest.scalar_subquery()
+        )
+    ).first()
+
+
+# ------------------------------------------------------------------ caching
+@dataclass(frozen=True)
+class LoadedVersion:
+    """A version's parsed spec and forms, shared read-only by every instance of it."""
+
+    version_id: int
+    key: str
+    version: int
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    forms: dict[str, dict[str, Any]]
+    bpmn_file: str
+
+
+class SpecCache:
+    """Parsed specs per version id. Versions never change, so entries never go stale."""
+
+    def __init__(self) -> None:
+        self._versions: dict[int, LoadedVersion] = {}
+        self._bundles: dict[int, Bundle] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, deployment_id: int, bundle: Bundle) -> None:
+        with self._lock:
+            self._bundles[deployment_id] = bundle
+
+    def get(self, session: Session, version_id: int) -> LoadedVersion:
+        loaded = self._versions.get(version_id)
+        if loaded is not None:
+            return loaded
+        version = session.get(ProcessVersion, version_id)
+        if version is None:
+            raise NotFound(f"流程版本 {version_id} 不存在")
+        bundle = self._bundle(version.deployment)
+        parsed = bundle.processes[version.key]
+        loaded = LoadedVersion(
+            version_id=version.id,
+            key=version.key,
+            version=version.version,
+            spec=parsed.spec,
+            subprocess_specs=parsed.subprocess_specs,
+            forms=bundle.forms,
+            bpmn_file=parsed.bpmn_file,
+        )
+        with self._lock:
+            self._versions[version_id] = loaded
+        return loaded
+
+    def _bundle(self, deployment: Deployment) -> Bundle:
+        bundle = self._bundles.get(deployment.id)
+        if bundle is None:
+            sources = [
+                SourceFile(f.name, f.kind, f.content.encode("utf-8")) for f in deployment.files
+            ]
+            bundle = validate_bundle(sources)
+            with self._lock:
+                self._bundles[deployment.id] = bundle
+        return bundle

@@ -1,0 +1,620 @@
+"""The engine facade: every command is one transaction; every read answers from plain SQL tables."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.exceptions import WorkflowException
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import audit, definitions, directory, forms, queries
+from .bpmn import CommandClock, json_safe, running_at
+from .clock import Clock, FixedClock, SystemClock
+from .db import is_sqlite, make_engine, session_factories
+from .errors import Conflict, Forbidden, InvalidData, NotFound
+from .helpers import script_helpers
+from .models import Base, CalendarOverride, HumanTask, MessageSubscription, ProcessInstance, Timer
+from .runtime import Context, Run, load_run, new_run
+from .sandbox import make_script_engine
+from .start_timers import fire_start_timer, schedule_start_timers
+from .workdays import WorkdayCalendar
+
+ADMIN_ROLE = "系统管理员"
+_STATUS_REFUSALS = {
+    "suspended": "流程已挂起，暂不能办理",
+    "completed": "流程已结束",
+    "terminated": "流程已终止",
+    "error": "流程运行出错，等待管理员处理",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: int
+    username: str
+    unit_id: int | None
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+
+class Engine:
+    def __init__(
+        self,
+        url: str | None = None,
+        clock: Clock | None = None,
+        *,
+        db: SqlEngine | None = None,
+        script_time_limit: float = 1.0,
+    ) -> None:
+        self.db = db or make_engine(url)
+        self.read_session, self.write_session = session_factories(self.db)
+        self.clock: Clock = clock or SystemClock()
+        self.specs = definitions.SpecCache()
+        self._calendar: WorkdayCalendar | None = None
+        self.script_engine = make_script_engine(
+            script_helpers(CommandClock(self.clock), self.calendar), time_limit=script_time_limit
+        )
+
+    # ------------------------------------------------------------ plumbing
+    def create_schema(self) -> None:
+        """Create every table directly (tests); `duban init` runs the Alembic migrations."""
+        Base.metadata.create_all(self.db)
+
+    def calendar(self) -> WorkdayCalendar:
+        if self._calendar is None:
+            with self.read_session() as session:
+                overrides = {o.day: o.is_workday for o in session.scalars(select(CalendarOverride))}
+            self._calendar = WorkdayCalendar(overrides)
+        return self._calendar
+
+    def reload_calendar(self) -> None:
+        self._calendar = None
+
+    @contextmanager
+    def command(
+        self, actor: str | None = None, at: datetime | None = None
+    ) -> Iterator[tuple[Session, Context]]:
+        """One transaction. A concurrent change to the same instance becomes a Conflict.
+        `at` runs the command at another instant (timer firing, simulation)."""
+        clock = FixedClock(at) if at else self.clock
+        try:
+            with self.write_session() as session, session.begin(), running_at(clock):
+                actor_row = self._actor(session, actor)
+                ctx = Context(
+                    clock, self.calendar(), self.script_engine, actor_row.id if actor_row else None
+                )
+                yield session, ctx
+        except StaleDataError as exc:
+            raise Conflict("流程已被他人同时更新，请刷新后重试") from exc
+        except OperationalError as exc:
+            if _is_contention(exc):
+                raise Conflict("流程正被他人处理，请稍后重试") from exc
+            raise
+
+    def _actor(self, session: Session, username: str | None) -> Actor | None:
+        if username is None:
+            return None
+        user = directory.user_by_name(session, username)
+        if user is None or not user.active:
+            raise Forbidden(f"用户 {username} 不存在或已停用")
+        return Actor(user.id, user.username, user.unit_id, frozenset(user.role_names))
+
+    # ----------------------------------------------------------- directory
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        name: str | None = None,
+        roles: list[str] | None = None,
+        unit: str | None = None,
+    ) -> dict[str, Any]:
+        with self.command() as (session, ctx):
+            user = directory.add_user(session, username, password, name, roles or [], unit, ctx.now)
+            audit.record(session, "user_added", ctx.now, detail={"username": username})
+            return user.summary()
+
+    def add_unit(
+        self, name: str, *, code: str | None = None, kind: str = "unit", parent: str | None = None
+    ) -> dict[str, Any]:
+        with self.command() as (session, _ctx):
+            parent_row = directory.find_unit(session, parent) if parent else None
+            unit = directory.ensure_unit(session, name, code, kind, parent_row)
+            return {"id": unit.id, "code": unit.code, "name": unit.name, "kind": unit.kind}
+
+    def authenticate(self, username: str, password: str) -> dict[str, Any] | None:
+        with self.read_session() as session:
+            user = directory.user_by_name(session, username)
+            if user is None or not user.active or not directory.verify_password(user, password):
+                return None
+            return user.summary()
+
+    # --------------------------------------------------------- definitions
+    def deploy(self, path: str | Path, by: str | None = None) -> list[definitions.DeployedVersion]:
+        sources = definitions.read_folder(path)
+        with self.command(by) as (session, ctx):
+            bundle, results = definitions.deploy(session, sources, ctx.now, by, str(path))
+            for result in results:
+                if result.created:
+                    audit.record(
+                        session,
+                        "process_deployed",
+                        ctx.now,
+                        actor_id=ctx.actor_id,
+                        detail={"process": result.key, "version": result.version},
+                    )
+                    schedule_start_timers(session, ctx, result.key)
+        return results
+
+    def processes(self, user: str | None = None) -> list[dict[str, Any]]:
+        with self.read_session() as session:
+            actor = self._actor(session, user)
+            return queries.startable_processes(session, actor)
+
+    # ----------------------------------------------------------- instances
+    def start(
+        self,
+        process: str,
+        data: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        title: str | None = None,
+        parent_instance_id: int | None = None,
+    ) -> dict[str, Any]:
+        with self.command(user) as (session, ctx):
+            version = definitions.latest_version(session, process)
+            if version is None:
+                raise NotFound(f"流程 {process} 不存在或尚未部署")
+            actor = self._actor(session, user)
+            if actor and not queries.may_start(actor, version):
+                raise Forbidden(f"您无权发起“{version.name}”")
+            run = start_instance(
+                session,
+                ctx,
+                self.specs,
+                version.id,
+                data or {},
+                title=title,
+                parent_instance_id=parent_instance_id,
+            )
+            return queries.instance_summary(run.instance, version)
+
+    def instance(self, instance_id: int, user: str | None = None) -> dict[str, Any]:
+        with self.read_session() as session:
+            actor = self._actor(session, user)
+            return queries.instance_detail(
+                session, self.specs, instance_id, actor, self.clock.now(), self.calendar()
+            )
+
+    def terminate(self, instance_id: int, *, user: str | None = None, reason: str) -> None:
+        self._require_reason(reason)
+        with self.command(user) as (session, ctx):
+            self._require_admin(session, user)
+            run = load_run(session, instance_id, self.specs, ctx)
+            if run.instance.status in ("completed", "terminated"):
+                raise Conflict(_STATUS_REFUSALS[run.instance.status])
+            run.workflow.cancel()
+            run.instance.status, run.instance.ended_at = "terminated", ctx.now
+            run.save()
+            audit.record(
+                session,
+                "instance_terminated",
+                ctx.now,
+                instance_id=instance_id,
+                actor_id=ctx.actor_id,
+                reason=reason,
+            )
+
+    def suspend(self, instance_id: int, *, user: str | None = None, reason: str) -> None:
+        self._set_status(instance_id, user, reason, "running", "suspended", "instance_suspended")
+
+    def resume(self, instance_id: int, *, user: str | None = None, reason: str) -> None:
+        self._set_status(instance_id, user, reason, "suspended", "running", "instance_resumed")
+
+    def _set_status(
+        self, instance_id: int, user: str | None, reason: str, expected: str, new: str, kind: str
+    ) -> None:
+        self._require_reason(reason)
+        with self.command(user) as (session, ctx):
+            self._require_admin(session, user)
+            run = load_run(session, instance_id, self.specs, ctx)
+            if run.instance.status != expected:
+                raise Conflict(f"实例当前状态为 {run.instance.status}，不能执行此操作")
+            run.instance.status = new
+            if new == "running":
+                run.advance()  # timers that fell due while suspended fire now
+            run.save()
+            audit.record(
+                session,
+                kind,
+                ctx.now,
+                instance_id=instance_id,
+                actor_id=ctx.actor_id,
+                reason=reason,
+            )
+
+    def retry(
+        self,
+        instance_id: int,
+        *,
+        user: str | None = None,
+        data: dict[str, Any] | None = None,
+        reason: str = "管理员重试",
+    ) -> dict[str, Any]:
+        """Run an instance in error again, optionally correcting the failed task's data first."""
+        with self.command(user) as (session, ctx):
+            self._require_admin(session, user)
+            run = load_run(session, instance_id, self.specs, ctx)
+            if run.instance.status != "error":
+                raise Conflict("只有出错的流程实例可以重试")
+            run.instance.status, run.instance.error_message = "running", None
+            run.instance.error_task = None
+            audit.record(
+                session,
+                "instance_retried",
+                ctx.now,
+                instance_id=instance_id,
+                actor_id=ctx.actor_id,
+                reason=reason,
+                data_change=data,
+            )
+            for task in run.workflow.get_tasks(state=TaskState.ERROR):
+                task.data.update(data or {})
+                try:
+                    task.run()
+                except WorkflowException as exc:
+                    run.fail(exc)
+                    break
+            if run.instance.status == "running":
+                run.advance()
+            run.save()
+            return {
+                "id": instance_id,
+                "status": run.instance.status,
+                "error": run.instance.error_message,
+            }
+
+    def deliver_message(
+        self, name: str, payload: dict[str, Any] | None = None, *, user: str | None = None
+    ) -> list[int]:
+        """Deliver a BPMN message to every waiting instance whose correlation matches."""
+        payload = payload or {}
+        delivered = []
+        with self.command(user) as (session, ctx):
+            ids = session.scalars(
+                select(MessageSubscription.instance_id)
+                .where(MessageSubscription.message == name)
+                .distinct()
+            )
+            for instance_id in sorted(ids):
+                run = load_run(session, instance_id, self.specs, ctx)
+                if run.instance.status == "running" and _send(run, name, payload):
+                    run.advance()
+                    run.save()
+                    audit.record(
+                        session,
+                        "message_delivered",
+                        ctx.now,
+                        instance_id=instance_id,
+                        actor_id=ctx.actor_id,
+                        detail={"message": name, "payload": payload},
+                    )
+                    delivered.append(instance_id)
+        if not delivered:
+            raise NotFound(f"没有正在等待消息“{name}”的流程实例")
+        return delivered
+
+    # --------------------------------------------------------------- tasks
+    def tasks(self, user: str, *, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+        with self.read_session() as session:
+            actor = self._actor(session, user)
+            assert actor is not None
+            return queries.inbox(session, actor, page, per_page, self.clock.now(), self.calendar())
+
+    def task(self, task_id: str, user: str | None = None) -> dict[str, Any]:
+        with self.read_session() as session:
+            actor = self._actor(session, user)
+            return queries.task_detail(
+                session, self.specs, task_id, actor, self.clock.now(), self.calendar()
+            )
+
+    def claim(self, task_id: str, user: str) -> dict[str, Any]:
+        with self.command(user) as (session, ctx):
+            row = self._open_task(session, task_id)
+            actor = self._actor(session, user)
+            assert actor is not None
+            if row.assignee_id == actor.id:
+                return {"id": row.id, "assignee": actor.username}
+            if row.assignee_id is not None:
+                raise Conflict("该任务已被他人认领")
+            if not queries.is_candidate(session, row, actor):
+                raise Forbidden("您不是该任务的办理人，不能认领")
+            row.assignee_id = actor.id
+            audit.record(
+                session,
+                "task_claimed",
+                ctx.now,
+                instance_id=row.instance_id,
+                task_id=row.id,
+                task_title=row.title,
+                actor_id=actor.id,
+            )
+            return {"id": row.id, "assignee": actor.username}
+
+    def unclaim(self, task_id: str, user: str) -> dict[str, Any]:
+        with self.command(user) as (session, ctx):
+            row = self._open_task(session, task_id)
+            if row.assignee_id != ctx.actor_id:
+                raise Forbidden("只有认领人可以退回任务池")
+            row.assignee_id = None
+            audit.record(
+                session,
+                "task_unclaimed",
+                ctx.now,
+                instance_id=row.instance_id,
+                task_id=row.id,
+                task_title=row.title,
+                actor_id=ctx.actor_id,
+            )
+            return {"id": row.id, "assignee": None}
+
+    def complete(
+        self,
+        task_id: str,
+        data: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        opinion: str | None = None,
+    ) -> dict[str, Any]:
+        data = data or {}
+        if not isinstance(data, dict):
+            raise InvalidData("表单数据必须是对象", {"_form": "表单数据必须是对象"})
+        with self.command(user) as (session, ctx):
+            row = self._open_task(session, task_id)
+            run = load_run(session, row.instance_id, self.specs, ctx)
+            session.refresh(row)  # re-read under the instance lock
+            if row.state != "open":
+                raise Conflict("该任务已办理，不能重复提交")
+            if run.instance.status != "running":
+                raise Conflict(_STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
+            actor = self._actor(session, user)
+            if actor and not queries.may_act_on(session, row, actor):
+                raise Forbidden("您不是该任务的办理人")
+            if row.form:
+                forms.validate(run.version.forms[row.form], data)
+            task = run.ready_task(task_id)
+            before = dict(task.data)
+            task.data.update(data)
+            row.state, row.ended_at, row.submitted = "completed", ctx.now, json_safe(data)
+            row.completed_by_id = ctx.actor_id
+            if row.assignee_id is None:
+                row.assignee_id = ctx.actor_id
+            audit.record(
+                session,
+                "task_completed",
+                ctx.now,
+                instance_id=row.instance_id,
+                task_id=row.id,
+                task_title=row.title,
+                actor_id=ctx.actor_id,
+                reason=opinion,
+                data_change=audit.data_change(before, data),
+            )
+            try:
+                task.run()
+            except WorkflowException as exc:
+                run.fail(exc)
+            if run.instance.status == "running":
+                run.advance()
+            run.save()
+            return queries.instance_summary(run.instance, None)
+
+    def _open_task(self, session: Session, task_id: str) -> HumanTask:
+        row = session.get(HumanTask, task_id)
+        if row is None:
+            raise NotFound("任务不存在")
+        if row.state != "open":
+            raise Conflict(
+                "该任务已办理，不能重复提交" if row.state == "completed" else "该任务已撤销"
+            )
+        return row
+
+    def _require_admin(self, session: Session, user: str | None) -> None:
+        actor = self._actor(session, user)
+        if actor is not None and not actor.is_admin:
+            raise Forbidden("只有系统管理员可以执行此操作")
+
+    @staticmethod
+    def _require_reason(reason: str | None) -> None:
+        if not reason or not reason.strip():
+            raise InvalidData("请填写原因", {"reason": "请填写原因"})
+
+    # -------------------------------------------------------------- timers
+    def fire_due_timers(self, now: datetime | None = None, limit: int | None = None) -> int:
+        """Fire every timer due at `now`, each in its own transaction. Returns how many fired."""
+        at = now or self.clock.now()
+        skipped: set[int] = set()
+        fired = 0
+        while limit is None or fired < limit:
+            outcome = self._fire_next(at, skipped)
+            if outcome is None:
+                break
+            timer_id, ok = outcome
+            if ok:
+                fired += 1
+            else:
+                skipped.add(timer_id)
+        return fired
+
+    def _fire_next(self, at: datetime, skipped: set[int]) -> tuple[int, bool] | None:
+        timer_id = None
+        try:
+            with self.command(at=at) as (session, ctx):
+                row = _claim_due_timer(session, at, skipped)
+                if row is None:
+                    return None
+                timer_id = row.id
+                if row.kind == "start":
+                    fire_start_timer(session, ctx, self.specs, row)
+                else:
+                    run = load_run_nowait(session, row.instance_id, self.specs, ctx)
+                    run.advance()
+                    run.save()
+                    if row.state == "waiting" and row.due_at <= at:
+                        raise RuntimeError("定时器到期但流程未触发")
+                return row.id, True
+        except Conflict:
+            return (timer_id, False) if timer_id is not None else None
+        except Exception as exc:  # record and move on; never let one timer stop the worker
+            if timer_id is None:
+                raise
+            self._timer_failed(timer_id, exc)
+            return timer_id, False
+
+    def _timer_failed(self, timer_id: int, exc: Exception) -> None:
+        with self.command() as (session, ctx):
+            row = session.get(Timer, timer_id)
+            if row is not None:
+                row.state, row.last_error = "failed", f"{type(exc).__name__}: {exc}"
+                audit.record(
+                    session,
+                    "timer_failed",
+                    ctx.now,
+                    instance_id=row.instance_id,
+                    task_id=row.task_id,
+                    reason=row.last_error,
+                )
+
+    def next_timer_due(self) -> datetime | None:
+        with self.read_session() as session:
+            return session.scalars(
+                select(Timer.due_at).where(Timer.state == "waiting").order_by(Timer.due_at).limit(1)
+            ).first()
+
+
+# ------------------------------------------------------------------ helpers
+def start_instance(
+    session: Session,
+    ctx: Context,
+    specs: definitions.SpecCache,
+    version_id: int,
+    data: dict[str, Any],
+    *,
+    title: str | None = None,
+    parent_instance_id: int | None = None,
+    start_event: str | None = None,
+) -> Run:
+    version = specs.get(session, version_id)
+    instance = ProcessInstance(
+        process_version_id=version_id,
+        process_key=version.key,
+        status="running",
+        title=title,
+        state="{}",
+        started_by_id=ctx.actor_id,
+        parent_instance_id=parent_instance_id,
+        started_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    session.add(instance)
+    session.flush()
+    run = new_run(session, instance, version, ctx, start_event)
+    run.workflow.task_tree.data.update(data)
+    for task in run.workflow.get_tasks(state=TaskState.READY):
+        task.data.update(data)
+    audit.record(
+        session,
+        "instance_started",
+        ctx.now,
+        instance_id=instance.id,
+        actor_id=ctx.actor_id,
+        data_change={k: {"from": None, "to": v} for k, v in data.items()},
+        detail={
+            "process": version.key,
+            "version": version.version,
+            "start_event": start_event,
+            "parent_instance_id": parent_instance_id,
+        },
+    )
+    run.advance()
+    run.save()
+    return run
+
+
+def load_run_nowait(session: Session, instance_id: int | None, specs: Any, ctx: Context) -> Run:
+    """Like load_run, but a worker never waits on an instance a person is acting on."""
+    if instance_id is None:
+        raise NotFound("定时器没有关联的流程实例")
+    if not is_sqlite(session.get_bind()):
+        try:
+            session.execute(
+                select(ProcessInstance.id)
+                .where(ProcessInstance.id == instance_id)
+                .with_for_update(nowait=True)
+            )
+        except DBAPIError as exc:
+            raise Conflict("流程实例正被处理") from exc
+    return load_run(session, instance_id, specs, ctx)
+
+
+def _claim_due_timer(session: Session, at: datetime, skipped: set[int]) -> Timer | None:
+    query = (
+        select(Timer)
+        .outerjoin(ProcessInstance, ProcessInstance.id == Timer.instance_id)
+        .where(
+            Timer.state == "waiting",
+            Timer.due_at <= at,
+            or_(Timer.instance_id.is_(None), ProcessInstance.status == "running"),
+        )
+        .order_by(Timer.due_at, Timer.id)
+        .limit(1)
+        .with_for_update(of=Timer, skip_locked=True)
+    )
+    if skipped:
+        query = query.where(Timer.id.not_in(skipped))
+    return session.scalars(query).first()
+
+
+def _send(run: Run, name: str, payload: dict[str, Any]) -> bool:
+    waiting = [
+        t
+        for t in run.workflow.get_tasks(state=TaskState.WAITING)
+        if getattr(getattr(t.task_spec, "event_definition", None), "name", None) == name
+    ]
+    for task in waiting:
+        definition = task.task_spec.event_definition
+        correlations = definition.calculate_correlations(
+            run.workflow.script_engine, definition.correlation_properties, payload
+        )
+        try:
+            run.workflow.send_event(BpmnEvent(definition, payload, correlations))
+            return True
+        except WorkflowException:
+            continue
+    return False
+
+
+def _is_contention(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    return any(
+        word in text
+        for word in (
+            "locked",
+            "deadlock",
+            "could not obtain lock",
+            "could not serialize",
+            "lock not available",
+        )
+    )

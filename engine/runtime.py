@@ -1,0 +1,344 @@
+"""The unit of work on one instance: load → run SpiffWorkflow → sync the SQL mirrors → save.
+
+Nothing here commits; the caller (engine.Engine) frames each command in one transaction.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.exceptions import WorkflowException
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import assignment, audit
+from .bpmn import dump_state, json_safe, load_state, running_at
+from .clock import Clock
+from .compaction import PrunedTask, compact
+from .definitions import LoadedVersion
+from .errors import Conflict, NotFound
+from .models import HumanTask, MessageSubscription, ProcessInstance, TaskHistory, Timer
+from .workdays import WorkdayCalendar
+
+# SpiffWorkflow fires a timer only when due < now; a command "at" T must also fire timers due at T.
+_TIMER_EPSILON = timedelta(microseconds=1)
+
+
+@dataclass
+class Context:
+    """What a command runs with: its clock, calendar, script engine and acting user."""
+
+    clock: Clock
+    calendar: WorkdayCalendar
+    script_engine: Any
+    actor_id: int | None = None
+    now: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.now = self.clock.now()
+
+
+class _EpsilonClock:
+    def __init__(self, at: datetime) -> None:
+        self._at = at + _TIMER_EPSILON
+
+    def now(self) -> datetime:
+        return self._at
+
+
+@dataclass
+class Run:
+    session: Session
+    instance: ProcessInstance
+    version: LoadedVersion
+    workflow: BpmnWorkflow
+    ctx: Context
+
+    # ------------------------------------------------------------- running
+    def advance(self) -> None:
+        """Run everything that needs no person, then catch up on due timers."""
+        with running_at(_EpsilonClock(self.ctx.now)):
+            try:
+                self.workflow.do_engine_steps()
+                for _ in range(1000):  # a cycle advances one occurrence per refresh
+                    before = _fingerprint(self.workflow)
+                    self.workflow.refresh_timers()
+                    self.workflow.do_engine_steps()
+                    if _fingerprint(self.workflow) == before:
+                        break
+            except WorkflowException as exc:
+                self.fail(exc)
+
+    def fail(self, exc: Exception) -> None:
+        task = getattr(exc, "task", None)
+        title = _title(task.task_spec) if task is not None else None
+        message = str(exc).rstrip(". ").strip()
+        self.instance.status = "error"
+        self.instance.error_message = f"{'“' + title + '”' if title else ''}运行出错：{message}"
+        self.instance.error_task = str(task.id) if task is not None else None
+        audit.record(
+            self.session,
+            "instance_error",
+            self.ctx.now,
+            instance_id=self.instance.id,
+            task_id=self.instance.error_task,
+            task_title=title,
+            reason=self.instance.error_message,
+        )
+
+    def ready_task(self, task_id: str) -> Any:
+        try:
+            task = self.workflow.get_task_from_id(UUID(task_id))
+        except Exception as exc:  # TaskNotFoundException: pruned or never existed
+            raise Conflict("该任务已不在流程中，可能已被办理或撤销") from exc
+        if task.state != TaskState.READY:
+            raise Conflict("该任务已办理，不能重复提交")
+        return task
+
+    # -------------------------------------------------------------- saving
+    def save(self) -> None:
+        """Compact, mirror tasks/timers/messages into SQL, and store the new state."""
+        if self.instance.status in ("running", "suspended") and self.workflow.is_completed():
+            self.instance.status = "completed"
+            self.instance.ended_at = self.ctx.now
+            audit.record(
+                self.session, "instance_completed", self.ctx.now, instance_id=self.instance.id
+            )
+        compact(self.workflow, self._keep_history)
+        try:
+            self._sync_human_tasks()
+        except WorkflowException as exc:  # an assignment expression failed
+            self.fail(exc)
+        self._sync_timers()
+        self._sync_messages()
+        self.instance.state = dump_state(self.workflow)
+        self.instance.updated_at = self.ctx.now
+
+    def _keep_history(self, records: list[PrunedTask]) -> None:
+        for record in records:
+            if record.state != "COMPLETED" or record.spec_class in _PLUMBING:
+                continue
+            self.session.add(
+                TaskHistory(
+                    instance_id=self.instance.id,
+                    task_id=record.task_id,
+                    element=record.bpmn_id or record.spec_name,
+                    title=record.bpmn_name,
+                    state=record.state.lower(),
+                    finished_at=self.ctx.now,
+                    data_delta=json_safe(record.data_delta),
+                )
+            )
+
+    def _sync_human_tasks(self) -> None:
+        ready = {}
+        if self.instance.status == "running" or self.instance.status == "suspended":
+            ready = {
+                str(t.id): t for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)
+            }
+        rows = self.session.scalars(
+            select(HumanTask).where(
+                HumanTask.instance_id == self.instance.id, HumanTask.state == "open"
+            )
+        )
+        known = set()
+        for row in rows:
+            known.add(row.id)
+            if row.id not in ready:
+                row.state, row.ended_at = "cancelled", self.ctx.now
+        for task_id, task in ready.items():
+            if task_id not in known:
+                assignment.open_human_task(self, task)
+
+    def _sync_timers(self) -> None:
+        waiting = {}
+        if self.instance.status in ("running", "suspended"):
+            waiting = {
+                str(t.id): t
+                for t in self.workflow.get_tasks(state=TaskState.WAITING)
+                if isinstance(_event(t), TimerEventDefinition)
+            }
+        rows = {
+            row.task_id: row
+            for row in self.session.scalars(
+                select(Timer).where(Timer.instance_id == self.instance.id, Timer.state == "waiting")
+            )
+        }
+        for task_id, row in rows.items():
+            task = waiting.get(task_id)
+            due = timer_due(task) if task is not None else None
+            fired = row.due_at <= self.ctx.now and (task is None or due != row.due_at)
+            if fired:
+                self._timer_fired(row)
+            if task is None:
+                row.state = "fired" if fired else "cancelled"
+            elif due is not None:
+                row.due_at = due  # a cycle timer waits for its next occurrence
+        for task_id, task in waiting.items():
+            due = timer_due(task)
+            if task_id not in rows and due is not None:
+                self.session.add(
+                    Timer(
+                        kind=_timer_kind(task.task_spec),
+                        instance_id=self.instance.id,
+                        task_id=task_id,
+                        process_key=self.instance.process_key,
+                        element=task.task_spec.bpmn_id or task.task_spec.name,
+                        due_at=due,
+                    )
+                )
+
+    def _timer_fired(self, row: Timer) -> None:
+        row.fire_count += 1
+        row.fired_at = self.ctx.now
+        audit.record(
+            self.session,
+            "timer_fired",
+            self.ctx.now,
+            instance_id=self.instance.id,
+            task_id=row.task_id,
+            task_title=row.element,
+            detail={
+                "due_at": row.due_at,
+                "late_seconds": (self.ctx.now - row.due_at).total_seconds(),
+            },
+        )
+
+    def _sync_messages(self) -> None:
+        waiting = {}
+        if self.instance.status == "running":
+            waiting = {
+                str(t.id): t
+                for t in self.workflow.get_tasks(state=TaskState.WAITING)
+                if isinstance(_event(t), MessageEventDefinition)
+            }
+        rows = {
+            row.task_id: row
+            for row in self.session.scalars(
+                select(MessageSubscription).where(
+                    MessageSubscription.instance_id == self.instance.id
+                )
+            )
+        }
+        for task_id, row in rows.items():
+            if task_id not in waiting:
+                self.session.delete(row)
+        for task_id, task in waiting.items():
+            if task_id not in rows:
+                self.session.add(
+                    MessageSubscription(
+                        instance_id=self.instance.id,
+                        task_id=task_id,
+                        message=_event(task).name,
+                        correlations=json_safe(self.workflow.correlations),
+                    )
+                )
+
+
+_PLUMBING = {
+    "BpmnStartTask",
+    "SimpleBpmnTask",
+    "_EndJoin",
+    "StartEventSplit",
+    "StartEventJoin",
+    "BoundaryEventSplit",
+    "BoundaryEventJoin",
+}
+
+
+def _fingerprint(workflow: BpmnWorkflow) -> tuple[int, int]:
+    return len(workflow.tasks), sum(t.state for t in workflow.tasks.values())
+
+
+def _event(task: Any) -> Any:
+    return getattr(task.task_spec, "event_definition", None)
+
+
+def _title(task_spec: Any) -> str:
+    return task_spec.bpmn_name or task_spec.bpmn_id or task_spec.name
+
+
+def _timer_kind(task_spec: Any) -> str:
+    name = type(task_spec).__name__
+    if "Boundary" in name:
+        return "boundary"
+    return "start" if "Start" in name else "intermediate"
+
+
+def timer_due(task: Any) -> datetime | None:
+    """When a WAITING timer task fires, from the value SpiffWorkflow stored on it."""
+    value = task.internal_data.get("event_value")
+    if value is None:
+        return None
+    if isinstance(_event(task), CycleTimerEventDefinition):
+        if not isinstance(value, dict) or value.get("cycles") == 0:
+            return None
+        value = value["next"]
+    parsed = TimerEventDefinition.parse_time_or_duration(str(value))
+    return parsed if isinstance(parsed, datetime) else None
+
+
+# ------------------------------------------------------------------ loading
+def new_run(
+    session: Session,
+    instance: ProcessInstance,
+    version: LoadedVersion,
+    ctx: Context,
+    start_event: str | None = None,
+) -> Run:
+    """A fresh workflow for `instance`, entering by `start_event` (or the plain start events)."""
+    workflow = BpmnWorkflow(version.spec, version.subprocess_specs, script_engine=ctx.script_engine)
+    _choose_start_event(workflow, start_event, ctx.now)
+    return Run(session, instance, version, workflow, ctx)
+
+
+def _choose_start_event(workflow: BpmnWorkflow, chosen: str | None, now: datetime) -> None:
+    """Keep one way in. Left alone, 3.2.0 would let a cycle timer start event spawn branch after
+    branch inside this one instance; a timer start is instead one new instance per firing."""
+    starts = [t for t in workflow.get_tasks() if type(t.task_spec).__name__ == "StartEvent"]
+    timers = {t.task_spec.name for t in starts if isinstance(_event(t), TimerEventDefinition)}
+    if chosen is None and timers and len(timers) == len(starts):
+        chosen = sorted(timers)[0]  # only timer starts: a manual start means "fire it now"
+    for task in starts:
+        name = task.task_spec.name
+        if chosen is None:
+            if name in timers:
+                task.cancel()
+        elif name != chosen:
+            task.cancel()
+        elif name in timers:
+            past = (now - timedelta(seconds=1)).isoformat()
+            fire_once: Any = past
+            if isinstance(_event(task), CycleTimerEventDefinition):
+                fire_once = {"cycles": 1, "next": past, "duration": 1.0}
+            task.internal_data["event_value"] = fire_once
+
+
+def load_run(session: Session, instance_id: int, cache: Any, ctx: Context) -> Run:
+    """Load an instance for a command, holding its row lock until the transaction ends."""
+    instance = session.scalars(
+        select(ProcessInstance).where(ProcessInstance.id == instance_id).with_for_update()
+    ).first()
+    if instance is None:
+        raise NotFound(f"流程实例 {instance_id} 不存在")
+    version = cache.get(session, instance.process_version_id)
+    workflow = load_state(instance.state, version.spec, version.subprocess_specs)
+    workflow.script_engine = ctx.script_engine
+    return Run(session, instance, version, workflow, ctx)
+
+
+def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The instance's data as the next step would see it."""
+    if workflow.is_completed():
+        return dict(workflow.data)
+    ready = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+    source = ready[0] if ready else (workflow.last_task or workflow.task_tree)
+    return dict(source.data)

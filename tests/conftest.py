@@ -1,0 +1,72 @@
+"""Shared fixtures: a fresh database per test (SQLite file, or PostgreSQL when DATABASE_URL says so),
+an engine on a fixed clock, and helpers to deploy inline BPMN."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine import Engine, FixedClock
+from engine.workdays import BEIJING
+
+PG_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = PG_URL.startswith("postgres")
+START = datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING)  # a Tuesday, a working day
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """A database nobody else uses: a new SQLite file, or a new PostgreSQL database."""
+    if not ON_POSTGRES:
+        yield f"sqlite:///{tmp_path / 'duban.db'}"
+        return
+    base = make_url(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if PG_URL.startswith("postgresql://")
+        else PG_URL
+    )
+    name = f"duban_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def engine(db_url: str, clock: FixedClock) -> Iterator[Engine]:
+    eng = Engine(db_url, clock=clock)
+    eng.create_schema()
+    yield eng
+    eng.db.dispose()
+
+
+@pytest.fixture
+def deploy(engine: Engine, tmp_path: Path):
+    """deploy({"name.bpmn": xml, "form.json": "{...}"}) → the deploy results."""
+    counter = iter(range(1000))
+
+    def _deploy(files: dict[str, str], by: str | None = None):
+        folder = tmp_path / f"bundle{next(counter)}"
+        folder.mkdir()
+        for name, content in files.items():
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        return engine.deploy(folder, by=by)
+
+    return _deploy

@@ -1,0 +1,190 @@
+"""`duban`: one command group; each command is a short function calling the engine."""
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine import Engine, EngineError, FixedClock
+from engine.db import database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine(now: datetime | None = None) -> Engine:
+    return Engine(database_url(), clock=FixedClock(now) if now else None)
+
+
+def _fail(exc: EngineError) -> None:
+    detail = {k: v for k, v in exc.detail.items() if v}
+    click.echo(
+        f"错误：{exc.message}" + (f" {json.dumps(detail, ensure_ascii=False)}" if detail else ""),
+        err=True,
+    )
+    sys.exit(1)
+
+
+def _json_option(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"不是有效的 JSON：{exc}") from exc
+    if not isinstance(data, dict):
+        raise click.BadParameter("必须是 JSON 对象")
+    return data
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EngineError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+def cli() -> None:
+    """督办 — 县指挥办工作流平台。数据库由环境变量 DATABASE_URL 指定（默认 sqlite:///duban.db）。"""
+
+
+@cli.command()
+def init() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url())
+    command.upgrade(config, "head")
+    click.echo("数据库已就绪")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--by", help="Username recorded as the deployer.")
+def deploy(path: Path, by: str | None) -> None:
+    """Validate and deploy a folder of BPMN, DMN and form files."""
+    for result in _engine().deploy(path, by=by):
+        state = "新版本" if result.created else "未变化"
+        click.echo(f"{result.key}\tv{result.version}\t{state}\t{result.name}")
+
+
+@cli.command()
+@click.option("--password", default="demo", show_default=True, help="Password of demo users.")
+def demo(password: str) -> None:
+    """Load the demo county and deploy processes/."""
+    from .demo import load_demo
+
+    init.callback()  # type: ignore[misc]
+    for line in load_demo(_engine(), ROOT / "processes", password):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web server (for production, use gunicorn; see README)."""
+    from .app import create_app
+
+    create_app().run(host=host, port=port, threaded=True)
+
+
+@cli.command()
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Fire what is due now, then exit.")
+def worker(interval: float, once: bool) -> None:
+    """Fire due timers; run any number of workers side by side."""
+    engine = _engine()
+    while True:
+        fired = engine.fire_due_timers()
+        if fired:
+            click.echo(f"{datetime.now().isoformat(timespec='seconds')} 触发定时器 {fired} 个")
+        if once:
+            return
+        time.sleep(interval)
+
+
+@cli.group()
+def timers() -> None:
+    """Timer operations."""
+
+
+@timers.command("fire")
+@click.option(
+    "--now", "now", required=True, help="ISO date-time with offset, e.g. 2027-01-04T09:00+08:00"
+)
+def timers_fire(now: str) -> None:
+    """Fire every timer due at NOW (tests, simulation, operations)."""
+    try:
+        at = datetime.fromisoformat(now)
+    except ValueError as exc:
+        raise click.BadParameter(f"不是有效的时间：{now}") from exc
+    if at.tzinfo is None:
+        raise click.BadParameter("时间必须带时区，例如 +08:00")
+    click.echo(f"已触发定时器 {_engine(at).fire_due_timers(at)} 个")
+
+
+@cli.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
+@click.option("--unit", help="Unit code, name or id.")
+@click.option("--name", help="Display name (Chinese).")
+def user_add(
+    username: str, password: str, roles: tuple[str, ...], unit: str | None, name: str | None
+) -> None:
+    """Add a user with one or more roles."""
+    created = _engine().add_user(username, password, name=name, roles=list(roles), unit=unit)
+    click.echo(f"已创建用户 {created['username']}（{'、'.join(created['roles'])}）")
+
+
+@cli.command()
+@click.argument("process")
+@click.option("--data", help="Initial data as a JSON object.")
+@click.option("--as", "as_user", help="Start as this user.")
+def start(process: str, data: str | None, as_user: str | None) -> None:
+    """Start an instance of PROCESS."""
+    started = _engine().start(process, _json_option(data), user=as_user)
+    click.echo(json.dumps(started, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--as", "as_user", required=True, help="Whose inbox.")
+def tasks(as_user: str) -> None:
+    """List a user's open tasks."""
+    for task in _engine().tasks(as_user, per_page=500)["items"]:
+        click.echo(
+            f"{task['id']}\t{task['instance_id']}\t{task['process']}\t{task['title']}"
+            f"\t{task['due_at'] or '-'}\t{task['light']}"
+        )
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--data", help="Form data as a JSON object.")
+@click.option("--as", "as_user", help="Complete as this user.")
+@click.option("--opinion", help="审批意见.")
+def complete(task_id: str, data: str | None, as_user: str | None, opinion: str | None) -> None:
+    """Complete a task with form data."""
+    result = _engine().complete(task_id, _json_option(data), user=as_user, opinion=opinion)
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("instance_id", type=int)
+def show(instance_id: int) -> None:
+    """Show an instance: status, data, tasks and history."""
+    click.echo(json.dumps(_engine().instance(instance_id), ensure_ascii=False, indent=2))
