@@ -72,6 +72,9 @@ class Engine:
         """Create every table directly (tests); `duban init` runs the Alembic migrations."""
         Base.metadata.create_all(self.db)
 
+    def close(self) -> None:
+        self.db.dispose()
+
     def calendar(self) -> WorkdayCalendar:
         if self._calendar is None:
             with self.read_session() as session:

@@ -29,6 +29,8 @@ from .models import HumanTask, MessageSubscription, ProcessInstance, TaskHistory
 from .workdays import WorkdayCalendar
 
 # SpiffWorkflow fires a timer only when due < now; a command "at" T must also fire timers due at T.
+# Only the check is nudged: a timer that starts waiting counts from T itself, or its due time
+# would drift by the nudge and a command at exactly that due time would miss it.
 _TIMER_EPSILON = timedelta(microseconds=1)
 
 
@@ -46,9 +48,9 @@ class Context:
         self.now = self.clock.now()
 
 
-class _EpsilonClock:
+class _Instant:
     def __init__(self, at: datetime) -> None:
-        self._at = at + _TIMER_EPSILON
+        self._at = at
 
     def now(self) -> datetime:
         return self._at
@@ -65,12 +67,13 @@ class Run:
     # ------------------------------------------------------------- running
     def advance(self) -> None:
         """Run everything that needs no person, then catch up on due timers."""
-        with running_at(_EpsilonClock(self.ctx.now)):
+        with running_at(_Instant(self.ctx.now)):
             try:
                 self.workflow.do_engine_steps()
                 for _ in range(1000):  # a cycle advances one occurrence per refresh
                     before = _fingerprint(self.workflow)
-                    self.workflow.refresh_timers()
+                    with running_at(_Instant(self.ctx.now + _TIMER_EPSILON)):
+                        self.workflow.refresh_timers()
                     self.workflow.do_engine_steps()
                     if _fingerprint(self.workflow) == before:
                         break

@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _engine(now: datetime | None = None) -> Engine:
-    return Engine(database_url(), clock=FixedClock(now) if now else None)
+    """An engine for this command; its connections close when the command ends."""
+    engine = Engine(database_url(), clock=FixedClock(now) if now else None)
+    click.get_current_context().call_on_close(engine.close)
+    return engine
 
 
 def _fail(exc: EngineError) -> None:
