@@ -1,4 +1,6 @@
-"""duban's workflow engine: deploys and runs BPMN processes in SQL. Free of the domain and of Flask."""
+"""duban's workflow engine: deploys and runs BPMN processes in SQL.
+
+Free of the domain and of Flask."""
 
 from .clock import Clock, FixedClock, SystemClock
 from .engine import Actor, Engine

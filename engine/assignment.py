@@ -30,7 +30,8 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
     spec = task.task_spec
     props = properties(spec)
     session, now = run.session, run.ctx.now
-    unit = directory.find_unit(session, _evaluate(run, task, props.get("unit")))
+    unit_ref = _evaluate(run, task, props.get("unit"))
+    unit = directory.find_unit(session, unit_ref)
     if props.get("unit") and unit is None:
         audit.record(
             session,
@@ -38,7 +39,8 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
             now,
             instance_id=run.instance.id,
             task_id=str(task.id),
-            reason=f"找不到任务指定的单位（{props['unit']}）",
+            reason=f"找不到任务指定的单位“{unit_ref}”（{props['unit']}），任务暂无人可办，"
+            "请管理员改派",
         )
     assignee_id = _assignee(run, task, props.get("assignee"))
     form = props.get(FORM_PROPERTY)
@@ -60,7 +62,12 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
     )
     session.add(row)
     session.flush()
-    candidates = set(directory.holders(session, spec.lane, row.unit_id)) if spec.lane else set()
+    # A unit named but not found must not widen the task to every unit: nobody gets it until an
+    # admin reassigns it (the warning above says why).
+    unit_missing = bool(props.get("unit")) and unit is None
+    candidates = set()
+    if spec.lane and not unit_missing:
+        candidates = set(directory.holders(session, spec.lane, row.unit_id))
     if assignee_id:
         candidates.add(assignee_id)
     for user_id in sorted(candidates):

@@ -1,4 +1,7 @@
-"""The one source of "now". Tests and `duban timers fire --now` move it; nothing else calls datetime.now."""
+"""The one source of "now".
+
+Tests and `duban timers fire --now` move it; nothing else calls datetime.now.
+"""
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol

@@ -1,4 +1,7 @@
-"""Database engine and sessions: SQLite (WAL, busy timeout, immediate write transactions) or PostgreSQL."""
+"""Database engine and sessions.
+
+SQLite (WAL, busy timeout, immediate write transactions) or PostgreSQL.
+"""
 
 import os
 from typing import Any

@@ -1,4 +1,4 @@
-"""Process definitions: read a folder, validate all of it, deploy new versions, cache parsed specs."""
+"""Process definitions: read a folder, validate all of it, deploy new versions, cache the specs."""
 
 import hashlib
 import json
@@ -24,6 +24,7 @@ SUFFIX_KINDS = {".bpmn": "bpmn", ".dmn": "dmn", ".json": "form"}
 METADATA_FILE = "duban.toml"
 FORM_PROPERTY = "formJsonSchemaFilename"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,14 @@ class ParsedProcess:
     files: set[str]
     start_roles: list[str]
     timer_starts: list[dict[str, str]]
+    metadata: dict[str, Any] = field(default_factory=dict)  # its section of duban.toml
 
     def content_hash(self, files: dict[str, SourceFile]) -> str:
         digest = hashlib.sha256()
         for name in sorted(self.files):
             digest.update(f"{name}\0{files[name].sha256}\n".encode())
+        if self.metadata:  # an edited start_roles is a new version; no section, no change in hash
+            digest.update(json.dumps(self.metadata, sort_keys=True, ensure_ascii=False).encode())
         return digest.hexdigest()
 
 
@@ -102,11 +106,25 @@ def validate_bundle(sources: list[SourceFile]) -> Bundle:
                     parser.add_bpmn_xml(root, source.name)
                 else:
                     parser.add_dmn_xml(root, source.name)
+    _check_called_processes(parser)
     for key in parser.get_process_ids():
         bundle.processes[key] = _parse_process(parser, key, bundle, metadata)
     if not bundle.processes:
         raise DefinitionError('没有可执行的流程（isExecutable="true"）')
     return bundle
+
+
+def _check_called_processes(parser: SpiffBpmnParser) -> None:
+    """SpiffWorkflow reports an unknown `calledElement` without file or element; we name both."""
+    for process_parser in list(parser.process_parsers.values()):
+        for node in process_parser.node.iter(f"{{{BPMN_NS}}}callActivity"):
+            called = node.get("calledElement")
+            if called and called not in parser.process_parsers:
+                raise DefinitionError(
+                    f"调用活动“{node.get('name') or node.get('id')}”引用的流程 {called} 不存在",
+                    file=process_parser.filename,
+                    element=node.get("id"),
+                )
 
 
 def _load_form(source: SourceFile) -> dict[str, Any]:
@@ -131,6 +149,12 @@ def _load_metadata(files: dict[str, SourceFile]) -> dict[str, Any]:
 
 
 def _parse_file(source: SourceFile) -> etree._Element:
+    try:
+        source.content.decode("utf-8")  # deployments store the files as text
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            "文件不是 UTF-8 编码，请另存为 UTF-8 后重新部署", file=source.name
+        ) from exc
     try:
         return parse_xml(source.content)
     except UnsafeXml as exc:
@@ -168,7 +192,9 @@ class _naming:
 
 _KNOWN_MESSAGES = {
     "No start event found": "缺少开始事件",
-    "Non-default exclusive outgoing sequence flow without condition": "排他网关的非默认出口缺少条件",
+    "Non-default exclusive outgoing sequence flow without condition": (
+        "排他网关的非默认出口缺少条件"
+    ),
 }
 
 
@@ -210,7 +236,8 @@ def _parse_process(
                 element=task_spec.bpmn_id,
             )
         files.add(resolved)
-    declared = metadata.get(key, {}).get("start_roles")
+    section = metadata.get(key, {})
+    declared = section.get("start_roles")
     return ParsedProcess(
         key=key,
         name=process_parser.get_name() or key,
@@ -220,6 +247,7 @@ def _parse_process(
         files=files,
         start_roles=list(declared) if declared is not None else _start_lanes(spec),
         timer_starts=_timer_starts(spec),
+        metadata=section,
     )
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,31 @@ class Engine:
             if user is None or not user.active or not directory.verify_password(user, password):
                 return None
             return user.summary()
+
+    def set_calendar_day(
+        self, day: date, is_workday: bool, note: str | None = None, *, user: str | None = None
+    ) -> None:
+        """Correct the working-day calendar (e.g. a new 调休 day); wins over the library."""
+        with self.command(user) as (session, ctx):
+            self._require_admin(session, user)
+            row = session.get(CalendarOverride, day) or CalendarOverride(day=day, is_workday=True)
+            row.is_workday, row.note = is_workday, note
+            session.add(row)
+            audit.record(
+                session,
+                "calendar_changed",
+                ctx.now,
+                actor_id=ctx.actor_id,
+                reason=note,
+                detail={"day": day.isoformat(), "is_workday": is_workday},
+            )
+        self.reload_calendar()
+
+    def calendar_warnings(self) -> list[str]:
+        """Years ahead whose official holiday schedule the calendar does not know yet."""
+        this_year = self.clock.now().year
+        missing = self.calendar().years_without_official_data([this_year, this_year + 1])
+        return [f"{year} 年的法定节假日与调休安排尚未收录，请管理员补录调整日" for year in missing]
 
     # --------------------------------------------------------- definitions
     def deploy(self, path: str | Path, by: str | None = None) -> list[definitions.DeployedVersion]:
@@ -388,8 +413,8 @@ class Engine:
             row = self._open_task(session, task_id)
             run = load_run(session, row.instance_id, self.specs, ctx)
             session.refresh(row)  # re-read under the instance lock
-            if row.state != "open":
-                raise Conflict("该任务已办理，不能重复提交")
+            if row.state != "open":  # a racing command (or a deadline) closed it meanwhile
+                raise Conflict(_closed_task_refusal(row))
             if run.instance.status != "running":
                 raise Conflict(_STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
             actor = self._actor(session, user)
@@ -429,9 +454,7 @@ class Engine:
         if row is None:
             raise NotFound("任务不存在")
         if row.state != "open":
-            raise Conflict(
-                "该任务已办理，不能重复提交" if row.state == "completed" else "该任务已撤销"
-            )
+            raise Conflict(_closed_task_refusal(row))
         return row
 
     def _require_admin(self, session: Session, user: str | None) -> None:
@@ -483,11 +506,11 @@ class Engine:
         except Exception as exc:  # record and move on; never let one timer stop the worker
             if timer_id is None:
                 raise
-            self._timer_failed(timer_id, exc)
+            self._timer_failed(timer_id, exc, at)
             return timer_id, False
 
-    def _timer_failed(self, timer_id: int, exc: Exception) -> None:
-        with self.command() as (session, ctx):
+    def _timer_failed(self, timer_id: int, exc: Exception, at: datetime) -> None:
+        with self.command(at=at) as (session, ctx):  # the failure belongs to the firing's time
             row = session.get(Timer, timer_id)
             if row is not None:
                 row.state, row.last_error = "failed", f"{type(exc).__name__}: {exc}"
@@ -598,15 +621,22 @@ def _send(run: Run, name: str, payload: dict[str, Any]) -> bool:
     ]
     for task in waiting:
         definition = task.task_spec.event_definition
-        correlations = definition.calculate_correlations(
-            run.workflow.script_engine, definition.correlation_properties, payload
-        )
+        try:
+            correlations = definition.calculate_correlations(
+                run.workflow.script_engine, definition.correlation_properties, payload
+            )
+        except Exception:  # the payload lacks the correlation value (raw NameError): no match
+            continue
         try:
             run.workflow.send_event(BpmnEvent(definition, payload, correlations))
             return True
         except WorkflowException:
             continue
     return False
+
+
+def _closed_task_refusal(row: HumanTask) -> str:
+    return "该任务已办理，不能重复提交" if row.state == "completed" else "该任务已撤销"
 
 
 def _is_contention(exc: OperationalError) -> bool:

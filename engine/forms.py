@@ -1,4 +1,4 @@
-"""JSON Schema forms: checked at deploy, and every submission validated before the engine sees it."""
+"""JSON Schema forms: checked at deploy; every submission is validated before the engine sees it."""
 
 from typing import Any
 

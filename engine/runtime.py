@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
-from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -79,11 +79,16 @@ class Run:
                         break
             except WorkflowException as exc:
                 self.fail(exc)
+            except Exception as exc:  # noqa: BLE001 — e.g. a correlation expression SpiffWorkflow
+                # evaluates outside its own error wrapping; the instance must stop, not the command
+                self.fail(exc)
 
     def fail(self, exc: Exception) -> None:
         task = getattr(exc, "task", None)
         title = _title(task.task_spec) if task is not None else None
         message = str(exc).rstrip(". ").strip()
+        if not isinstance(exc, WorkflowException):
+            message = f"{type(exc).__name__}: {message}"
         self.instance.status = "error"
         self.instance.error_message = f"{'“' + title + '”' if title else ''}运行出错：{message}"
         self.instance.error_task = str(task.id) if task is not None else None
@@ -115,12 +120,12 @@ class Run:
             audit.record(
                 self.session, "instance_completed", self.ctx.now, instance_id=self.instance.id
             )
+        self._sync_timers()  # before compaction: a timer that left WAITING is still in the tree
         compact(self.workflow, self._keep_history)
         try:
             self._sync_human_tasks()
         except WorkflowException as exc:  # an assignment expression failed
             self.fail(exc)
-        self._sync_timers()
         self._sync_messages()
         self.instance.state = dump_state(self.workflow)
         self.instance.updated_at = self.ctx.now
@@ -177,14 +182,20 @@ class Run:
         }
         for task_id, row in rows.items():
             task = waiting.get(task_id)
-            due = timer_due(task) if task is not None else None
-            fired = row.due_at <= self.ctx.now and (task is None or due != row.due_at)
-            if fired:
-                self._timer_fired(row)
             if task is None:
+                # Gone from WAITING: fired only if the workflow says so. A task completed after
+                # the due time but before a worker came, or a terminated instance, cancels it.
+                gone = self._task(task_id)
+                fired = gone is not None and gone.has_state(_FIRED)
+                if fired:
+                    self._timer_fired(row, gone)
                 row.state = "fired" if fired else "cancelled"
-            elif due is not None:
-                row.due_at = due  # a cycle timer waits for its next occurrence
+                continue
+            due = timer_due(task)
+            if due is not None and due != row.due_at:  # a cycle waits for its next occurrence
+                if row.due_at <= self.ctx.now:
+                    self._timer_fired(row, task)
+                row.due_at = due
         for task_id, task in waiting.items():
             due = timer_due(task)
             if task_id not in rows and due is not None:
@@ -199,7 +210,13 @@ class Run:
                     )
                 )
 
-    def _timer_fired(self, row: Timer) -> None:
+    def _task(self, task_id: str) -> Any:
+        try:
+            return self.workflow.get_task_from_id(UUID(task_id))
+        except TaskNotFoundException:
+            return None
+
+    def _timer_fired(self, row: Timer, task: Any) -> None:
         row.fire_count += 1
         row.fired_at = self.ctx.now
         audit.record(
@@ -208,7 +225,7 @@ class Run:
             self.ctx.now,
             instance_id=self.instance.id,
             task_id=row.task_id,
-            task_title=row.element,
+            task_title=_title(task.task_spec),
             detail={
                 "due_at": row.due_at,
                 "late_seconds": (self.ctx.now - row.due_at).total_seconds(),
@@ -245,6 +262,8 @@ class Run:
                     )
                 )
 
+
+_FIRED = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED  # a timer task that went off
 
 _PLUMBING = {
     "BpmnStartTask",

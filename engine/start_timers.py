@@ -93,7 +93,7 @@ def fire_start_timer(session: Session, ctx: Context, specs: "SpecCache", row: Ti
         "timer_fired",
         ctx.now,
         instance_id=run.instance.id,
-        task_title=row.element,
+        task_title=run.version.spec.task_specs[row.element].bpmn_name or row.element,
         detail={
             "due_at": row.due_at,
             "process": version.key,

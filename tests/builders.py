@@ -54,4 +54,7 @@ def user_task(
 
 def flow(flow_id: str, source: str, target: str, condition: str | None = None) -> str:
     cond = f"<bpmn:conditionExpression>{condition}</bpmn:conditionExpression>" if condition else ""
-    return f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}">{cond}</bpmn:sequenceFlow>'
+    return (
+        f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}">'
+        f"{cond}</bpmn:sequenceFlow>"
+    )

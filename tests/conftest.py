@@ -1,5 +1,8 @@
-"""Shared fixtures: a fresh database per test (SQLite file, or PostgreSQL when DATABASE_URL says so),
-an engine on a fixed clock, and helpers to deploy inline BPMN."""
+"""Shared fixtures.
+
+A fresh database per test (a SQLite file, or PostgreSQL when DATABASE_URL says so), an engine on
+a fixed clock, and a helper to deploy inline BPMN.
+"""
 
 import os
 import uuid

@@ -42,11 +42,13 @@ def test_start_list_and_complete(client) -> None:
     task_id = inbox["items"][0]["id"]
     detail = client.get(f"/api/v1/tasks/{task_id}", headers=auth).get_json()
     assert detail["form"]["properties"]["field_a"]["title"] == "Field a"
-    done = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}},
-                       headers=auth)
+    done = client.post(
+        f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}}, headers=auth
+    )
     assert done.status_code == 200
-    again = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}},
-                        headers=auth)
+    again = client.post(
+        f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}}, headers=auth
+    )
     assert again.status_code == 409 and again.get_json()["error"] == "conflict"
 
 
@@ -54,8 +56,9 @@ def test_invalid_form_data_is_422_with_field_errors(client) -> None:
     auth = _login(client)
     client.post("/api/v1/instances", json={"process": "two_user_tasks"}, headers=auth)
     task_id = client.get("/api/v1/tasks", headers=auth).get_json()["items"][0]["id"]
-    response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": 7}},
-                           headers=auth)
+    response = client.post(
+        f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": 7}}, headers=auth
+    )
     assert response.status_code == 422
     assert response.get_json()["errors"] == {"field_a": "“Field a”应为文本"}
 
@@ -90,6 +93,5 @@ def test_other_users_cannot_complete(client) -> None:
     task_id = client.get("/api/v1/tasks", headers=_login(client)).get_json()["items"][0]["id"]
     outsider = _login(client, "u2")
     assert client.get("/api/v1/tasks", headers=outsider).get_json()["total"] == 0
-    response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}},
-                           headers=outsider)
+    response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}}, headers=outsider)
     assert response.status_code == 403

@@ -1,4 +1,7 @@
-"""The `duban` command line, used as an operator would: init, users, deploy, start, tasks, complete."""
+"""The `duban` command line, used as an operator would.
+
+Init, users, deploy, start, tasks, complete, calendar.
+"""
 
 import json
 import shutil
@@ -36,14 +39,26 @@ def models(tmp_path: Path) -> Path:
 
 def test_help_lists_every_command() -> None:
     output = CliRunner().invoke(cli, ["--help"]).output
-    for name in ("init", "demo", "serve", "worker", "deploy", "timers", "user", "start", "tasks",
-                 "complete"):
+    for name in (
+        "init",
+        "demo",
+        "serve",
+        "worker",
+        "deploy",
+        "timers",
+        "user",
+        "start",
+        "tasks",
+        "complete",
+    ):
         assert name in output
 
 
 def test_deploy_start_and_complete_through_the_cli(duban, models: Path) -> None:
-    assert "已创建用户 u1" in duban("user", "add", "u1", "--password", "pw12",
-                                     "--role", "bench_team").output
+    assert (
+        "已创建用户 u1"
+        in duban("user", "add", "u1", "--password", "pw12", "--role", "bench_team").output
+    )
     first = duban("deploy", str(models)).output
     assert "two_user_tasks\tv1\t新版本" in first
     assert "two_user_tasks\tv1\t未变化" in duban("deploy", str(models)).output
@@ -74,8 +89,33 @@ def test_user_add_refuses_duplicates(duban) -> None:
 
 def test_demo_creates_the_demo_accounts(duban) -> None:
     output = duban("demo", "--password", "secret").output
-    for account in ("admin", "designer", "director", "deputy", "staff", "hq", "team_lead",
-                    "unit_liaison", "unit_head", "town_liaison", "town_head"):
+    for account in (
+        "admin",
+        "designer",
+        "director",
+        "deputy",
+        "staff",
+        "hq",
+        "team_lead",
+        "unit_liaison",
+        "unit_head",
+        "town_liaison",
+        "town_head",
+    ):
         assert f"用户 {account}" in output
     again = duban("demo", "--password", "secret").output
     assert "已存在" in again
+
+
+def test_calendar_corrections_change_deadlines(duban, db_url: str) -> None:
+    from datetime import date
+
+    from engine import Engine
+
+    assert (
+        "已设为休息日" in duban("calendar", "set", "2026-12-02", "--off", "--note", "测试").output
+    )
+    engine = Engine(db_url)
+    assert engine.calendar().is_workday(date(2026, 12, 2)) is False
+    engine.close()
+    assert "2027 年" in duban("calendar", "check").output

@@ -175,18 +175,43 @@ def test_duban_toml_overrides_the_start_roles(engine: Engine, deploy: Deploy, st
         engine.start("proc_a", user=staff)
 
 
+def test_editing_start_roles_in_duban_toml_deploys_a_new_version(
+    engine: Engine, deploy: Deploy, staff: str
+) -> None:
+    engine.add_user("director", "pass1234", roles=[DIRECTOR])
+    files = {"a.bpmn": process("proc_a"), "form.json": form()}
+    deploy(files)
+    both = f'[process.proc_a]\nstart_roles = ["{STAFF}", "{DIRECTOR}"]\n'
+
+    assert versions(deploy({**files, "duban.toml": both})) == {"proc_a": (2, True)}
+    assert versions(deploy({**files, "duban.toml": both})) == {"proc_a": (2, False)}
+
+    assert [p["key"] for p in engine.processes("director")] == ["proc_a"]
+    assert engine.start("proc_a", user="director")["version"] == 2
+    assert versions(deploy(files)) == {"proc_a": (3, True)}  # section removed: back to the lane
+    assert engine.processes("director") == []
+
+
 # ------------------------------------------------------------ bad definitions
 def _xml(body: str) -> str:
     return f"{BPMN_HEADER}{body}</bpmn:definitions>"
 
 
-XXE = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n'
-    '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
-    + BPMN_HEADER.split("\n", 1)[1]
-    + '<bpmn:process id="xxe" name="&e;" isExecutable="true">'
-    '<bpmn:startEvent id="start"/></bpmn:process></bpmn:definitions>'
-)
+def xxe(where: str) -> str:
+    """A BPMN that tries to pull /etc/passwd in through an external entity."""
+    name, doc = (
+        ("&e;", "")
+        if where == "attribute"
+        else ("xxe", "<bpmn:documentation>&e;</bpmn:documentation>")
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
+        + BPMN_HEADER.split("\n", 1)[1]
+        + f'<bpmn:process id="xxe" name="{name}" isExecutable="true">{doc}'
+        '<bpmn:startEvent id="start"/></bpmn:process></bpmn:definitions>'
+    )
+
 
 NO_START = bpmn(
     "no_start",
@@ -224,7 +249,7 @@ BAD_BUNDLES = {
         "broken.bpmn",
         None,
     ),
-    "xxe": ({"xxe.bpmn": XXE}, "xxe.bpmn", None),
+    "xxe": ({"xxe.bpmn": xxe("text")}, "xxe.bpmn", None),
     "no-start-event": ({"no_start.bpmn": NO_START}, "no_start.bpmn", "no_start"),
     "unknown-called-process": ({"caller.bpmn": UNKNOWN_CALL}, "caller.bpmn", "call_child"),
     "missing-form": ({"a.bpmn": process("proc_a", "missing.json")}, "a.bpmn", "fill"),
@@ -240,9 +265,9 @@ BAD_BUNDLES = {
     ),
     "gateway-flow-without-condition": ({"gw.bpmn": NO_CONDITION}, "gw.bpmn", "f_bare"),
     "second-file-broken": (
-        {"a.bpmn": process("proc_a"), "form.json": form(), "b.bpmn": "<bpmn:definitions"},
+        {"a.bpmn": process("proc_a"), "form.json": form(), "b.bpmn": NO_START},
         "b.bpmn",
-        None,
+        "no_start",
     ),
 }
 
@@ -272,11 +297,27 @@ def test_a_bad_bundle_is_refused_naming_file_and_element_and_nothing_is_stored(
     assert [p["key"] for p in engine.processes()] == ["already_there"]
 
 
-def test_an_xxe_attempt_never_reads_the_file(engine: Engine, deploy: Deploy) -> None:
+def test_a_bpmn_file_not_in_utf8_is_refused(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "gbk"
+    folder.mkdir()
+    xml = process("proc_a").replace('encoding="UTF-8"', 'encoding="GBK"')
+    (folder / "a.bpmn").write_bytes(xml.encode("gbk"))
+    (folder / "form.json").write_text(form(), encoding="utf-8")
+
+    with pytest.raises(DefinitionError) as refused:
+        engine.deploy(folder)
+
+    assert refused.value.file == "a.bpmn"
+    assert "UTF-8" in refused.value.message
+    assert row_counts(engine) == {"deployment": 0, "deployment_file": 0, "process_version": 0}
+
+
+@pytest.mark.parametrize("where", ["text", "attribute"])
+def test_an_xxe_attempt_never_reads_the_file(engine: Engine, deploy: Deploy, where: str) -> None:
     secret = Path("/etc/passwd").read_text().splitlines()[0]
 
     with pytest.raises(DefinitionError) as refused:
-        deploy({"xxe.bpmn": XXE})
+        deploy({"xxe.bpmn": xxe(where)})
 
     assert secret not in json.dumps(refused.value.to_dict(), ensure_ascii=False)
     assert secret not in str(refused.value)

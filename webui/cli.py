@@ -191,3 +191,26 @@ def complete(task_id: str, data: str | None, as_user: str | None, opinion: str |
 def show(instance_id: int) -> None:
     """Show an instance: status, data, tasks and history."""
     click.echo(json.dumps(_engine().instance(instance_id), ensure_ascii=False, indent=2))
+
+
+@cli.group()
+def calendar() -> None:
+    """Working-day calendar corrections (法定节假日、调休)."""
+
+
+@calendar.command("set")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--workday/--off", required=True, help="A working day, or a day off.")
+@click.option("--note", help="Why, e.g. 国务院办公厅通知.")
+def calendar_set(day: datetime, workday: bool, note: str | None) -> None:
+    """Mark DAY as a working day or a day off."""
+    _engine().set_calendar_day(day.date(), workday, note)
+    click.echo(f"{day.date().isoformat()} 已设为{'工作日' if workday else '休息日'}")
+
+
+@calendar.command("check")
+def calendar_check() -> None:
+    """Warn when this or next year's official schedule is missing."""
+    warnings = _engine().calendar_warnings()
+    for line in warnings or ["今明两年的节假日安排均已收录"]:
+        click.echo(line)

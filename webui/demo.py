@@ -1,4 +1,4 @@
-"""The demo accounts (DESIGN.md) and the deployment of processes/. The full county lives in issue 3."""
+"""The demo accounts (DESIGN.md) and the deployment of processes/."""
 
 from collections.abc import Iterator
 from pathlib import Path
