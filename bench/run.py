@@ -42,6 +42,7 @@ median, loop ratio at most 1.1. Verdicts compare the median with the target.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -100,14 +101,23 @@ T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ figures
+@dataclass(frozen=True)
+class Sample:
+    """One call: wall-clock time, and CPU time of this whole process (client and server)."""
+
+    wall_ms: float
+    cpu_ms: float
+
+
 @dataclass
 class Figure:
-    """Median and p95 (nearest rank) of one operation's samples, in milliseconds."""
+    """Median and p95 (nearest rank) wall time of one operation's calls, and median CPU time."""
 
     operation: str
     n: int
     median_ms: float
     p95_ms: float
+    cpu_median_ms: float
     target_ms: float | None = None
 
     @property
@@ -127,10 +137,16 @@ class LoopFigures:
     round_medians_ms: dict[int, float]
     early_median_ms: float
     late_median_ms: float
+    early_cpu_ms: float  # the same windows in CPU time, which other processes disturb less
+    late_cpu_ms: float
 
     @property
     def ratio(self) -> float:
         return self.late_median_ms / self.early_median_ms
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.late_cpu_ms / self.early_cpu_ms
 
     @property
     def verdict(self) -> str:
@@ -141,6 +157,7 @@ class LoopFigures:
             "rounds_1_10_median_ms": self.early_median_ms,
             "rounds_90_99_median_ms": self.late_median_ms,
             "ratio": self.ratio,
+            "cpu_ratio": self.cpu_ratio,
             "target_ratio": LOOP_RATIO_TARGET,
             "verdict": self.verdict,
             "round_medians_ms": {str(k): v for k, v in self.round_medians_ms.items()},
@@ -167,20 +184,24 @@ class ModeResult:
         }
 
 
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
     return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
 
 
-def figure(operation: str, samples: list[float], target_ms: float | None = None) -> Figure:
-    return Figure(operation, len(samples), statistics.median(samples), p95(samples), target_ms)
+def figure(operation: str, samples: list[Sample], target_ms: float | None = None) -> Figure:
+    wall = [sample.wall_ms for sample in samples]
+    cpu = statistics.median(sample.cpu_ms for sample in samples)
+    return Figure(operation, len(samples), statistics.median(wall), p95(wall), cpu, target_ms)
 
 
-def timed(call: Callable[[], T]) -> tuple[T, float]:
-    """The call's result and its wall-clock duration in milliseconds."""
-    began = time.perf_counter_ns()
+def timed(call: Callable[[], T]) -> tuple[T, Sample]:
+    """The call's result and how long it took."""
+    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
     result = call()
-    return result, (time.perf_counter_ns() - began) / 1e6
+    return result, Sample(
+        (time.perf_counter_ns() - wall) / 1e6, (time.process_time_ns() - cpu) / 1e6
+    )
 
 
 # ------------------------------------------------------------------ clients
@@ -248,65 +269,72 @@ def _credentials() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------- scenario
-def start_batch(client: Client, process: str, count: int) -> list[float]:
+def start_batch(client: Client, process: str, count: int) -> list[Sample]:
     samples = []
     for _ in range(count):
-        started, ms = timed(lambda: client.start(process))
+        started, sample = timed(lambda: client.start(process))
         _expect(started["status"] == "running", f"instance not running: {started}")
-        samples.append(ms)
+        samples.append(sample)
     return samples
 
 
-def list_inbox(client: Client, per_page: int, items: int, total: int) -> list[float]:
+def list_inbox(client: Client, per_page: int, items: int, total: int) -> list[Sample]:
     samples = []
     for _ in range(INBOX_CALLS):
-        page, ms = timed(lambda: client.tasks(1, per_page))
+        page, sample = timed(lambda: client.tasks(1, per_page))
         _expect(
             len(page["items"]) == items and page["total"] == total,
             f"inbox: expected {items} of {total}, got {len(page['items'])} of {page['total']}",
         )
-        samples.append(ms)
+        samples.append(sample)
     return samples
 
 
-def complete_all(client: Client, expected: int) -> list[float]:
+def complete_all(client: Client, expected: int) -> list[Sample]:
     """Complete whatever the inbox shows until it is empty; exactly `expected` completions."""
-    samples: list[float] = []
+    samples: list[Sample] = []
     for _ in range(expected // PAGE_SIZE + 10):  # bounded: each pass empties a page
         page = client.tasks(1, PAGE_SIZE)["items"]
         if not page:
             break
         for task in page:
             data = FORM_DATA[task["name"]]
-            _, ms = timed(lambda task_id=task["id"], data=data: client.complete(task_id, data))
-            samples.append(ms)
+            _, sample = timed(functools.partial(client.complete, task["id"], data))
+            samples.append(sample)
     _expect(len(samples) == expected, f"completed {len(samples)} tasks, expected {expected}")
     _expect(client.tasks(1, PAGE_SIZE)["total"] == 0, "inbox not empty after completing all")
     return samples
 
 
-def run_loops(client: Client) -> dict[int, list[float]]:
+def run_loops(client: Client) -> dict[int, list[Sample]]:
     """Per round, the completion times of `step` in every loop instance."""
     instances = [client.start(LOOP)["id"] for _ in range(LOOP_INSTANCES)]
-    rounds: dict[int, list[float]] = {}
+    rounds: dict[int, list[Sample]] = {}
     for round_no in range(1, LOOP_ROUNDS + 1):
         open_steps = {t["instance_id"]: t["id"] for t in client.tasks(1, PAGE_SIZE)["items"]}
         _expect(set(open_steps) == set(instances), f"round {round_no}: open steps {open_steps}")
         for instance_id in instances:
-            task_id = open_steps[instance_id]
-            done, ms = timed(lambda task_id=task_id: client.complete(task_id, FORM_DATA["step"]))
+            step = functools.partial(client.complete, open_steps[instance_id], FORM_DATA["step"])
+            done, sample = timed(step)
             last = round_no == LOOP_ROUNDS
             _expect(done["status"] == ("completed" if last else "running"), f"round: {done}")
-            rounds.setdefault(round_no, []).append(ms)
+            rounds.setdefault(round_no, []).append(sample)
     return rounds
 
 
-def loop_figures(rounds: dict[int, list[float]]) -> LoopFigures:
-    def window(numbers: range) -> float:
-        return statistics.median([ms for n in numbers for ms in rounds[n]])
+def loop_figures(rounds: dict[int, list[Sample]]) -> LoopFigures:
+    def window(numbers: range, cpu: bool = False) -> float:
+        samples = [sample for n in numbers for sample in rounds[n]]
+        return statistics.median(s.cpu_ms if cpu else s.wall_ms for s in samples)
 
-    medians = {n: statistics.median(samples) for n, samples in rounds.items()}
-    return LoopFigures(medians, window(EARLY_ROUNDS), window(LATE_ROUNDS))
+    medians = {n: statistics.median(s.wall_ms for s in samples) for n, samples in rounds.items()}
+    return LoopFigures(
+        medians,
+        window(EARLY_ROUNDS),
+        window(LATE_ROUNDS),
+        window(EARLY_ROUNDS, cpu=True),
+        window(LATE_ROUNDS, cpu=True),
+    )
 
 
 def run_scenario(client: Client) -> tuple[list[Figure], LoopFigures]:
@@ -325,7 +353,7 @@ def run_scenario(client: Client) -> tuple[list[Figure], LoopFigures]:
         figure(f"complete ({2 * open_tasks} tasks)", completions, COMPLETE_TARGET_MS),
         figure(
             f"loop round ({LOOP_INSTANCES}x{LOOP_ROUNDS})",
-            [ms for samples in rounds.values() for ms in samples],
+            [sample for samples in rounds.values() for sample in samples],
             COMPLETE_TARGET_MS,
         ),
     ]
@@ -338,7 +366,7 @@ def _expect(condition: bool, message: str) -> None:
 
 
 # ------------------------------------------------------------------- floors
-def commit_floor(engine: Engine) -> list[float]:
+def commit_floor(engine: Engine) -> list[Sample]:
     """One UPDATE of one row in a write session, committed: what every command pays at least."""
     probe = Table(
         "bench_commit_probe",
@@ -358,7 +386,7 @@ def commit_floor(engine: Engine) -> list[float]:
     return [timed(one_commit)[1] for _ in range(COMMIT_SAMPLES)]
 
 
-def health_floor(client: HttpClient) -> list[float]:
+def health_floor(client: HttpClient) -> list[Sample]:
     return [timed(client.health)[1] for _ in range(HEALTH_SAMPLES)]
 
 
@@ -493,13 +521,16 @@ def report(result: ModeResult) -> str:
     lines = [f"== {result.mode} mode on {result.database} ({result.seconds:.0f} s)"]
     if result.other_load is not None:
         lines.append(_disturbance(result.other_load, result.database.startswith("sqlite")))
-    header = f"{'operation':<30} {'n':>5} {'median ms':>10} {'p95 ms':>9} {'target':>8}  verdict"
+    header = (
+        f"{'operation':<30} {'n':>5} {'median ms':>10} {'p95 ms':>9} {'cpu ms':>7} "
+        f"{'target':>7}  verdict"
+    )
     lines += [header, "-" * len(header)]
     for f in result.figures:
         target = f"< {f.target_ms:g}" if f.target_ms is not None else ""
         lines.append(
-            f"{f.operation:<30} {f.n:>5} {f.median_ms:>10.2f} {f.p95_ms:>9.2f} {target:>8}  "
-            f"{f.verdict}"
+            f"{f.operation:<30} {f.n:>5} {f.median_ms:>10.2f} {f.p95_ms:>9.2f} "
+            f"{f.cpu_median_ms:>7.2f} {target:>7}  {f.verdict}".rstrip()
         )
     if result.loop:
         loop = result.loop
@@ -509,6 +540,8 @@ def report(result: ModeResult) -> str:
             _round_line("rounds 90-99", loop, LATE_ROUNDS),
             f"loop ratio (median 90-99 / median 1-10): {loop.ratio:.3f}"
             f"  target <= {LOOP_RATIO_TARGET}  {loop.verdict}",
+            f"  the same in CPU time: {loop.late_cpu_ms:.2f} / {loop.early_cpu_ms:.2f}"
+            f" = {loop.cpu_ratio:.3f}",
         ]
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.exceptions import WorkflowException
 
-from . import audit, directory
+from . import audit, directory, notifications
 from .definitions import FORM_PROPERTY, bpmn_file_of, resolve_form
 from .models import HumanTask, HumanTaskCandidate
 from .workdays import BEIJING
@@ -70,6 +70,15 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
         candidates = set(directory.holders(session, spec.lane, row.unit_id))
     if assignee_id:
         candidates.add(assignee_id)
+    notifications.notify(
+        session,
+        candidates,
+        "task",
+        f"新待办：{row.title}",
+        now,
+        instance_id=run.instance.id,
+        task_id=row.id,
+    )
     for user_id in sorted(candidates):
         session.add(HumanTaskCandidate(task_id=row.id, user_id=user_id))
     audit.record(

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit, definitions, directory, forms, queries
+from . import audit, definitions, directory, forms, notifications, queries
 from .bpmn import CommandClock, json_safe, running_at
 from .clock import Clock, FixedClock, SystemClock
 from .db import is_sqlite, make_engine, session_factories
@@ -343,6 +343,23 @@ class Engine:
         if not delivered:
             raise NotFound(f"没有正在等待消息“{name}”的流程实例")
         return delivered
+
+    # ------------------------------------------------------- notifications
+    def notifications(
+        self, user: str, *, unread_only: bool = False, page: int = 1, per_page: int = 50
+    ) -> dict[str, Any]:
+        with self.read_session() as session:
+            actor = self._actor(session, user)
+            assert actor is not None
+            return notifications.for_user(
+                session, actor.id, unread_only=unread_only, page=page, per_page=per_page
+            )
+
+    def mark_notifications_read(self, user: str, ids: list[int] | None = None) -> int:
+        """Mark the given notifications (or all) of `user` as read."""
+        with self.command(user) as (session, ctx):
+            assert ctx.actor_id is not None
+            return notifications.mark_read(session, ctx.actor_id, ids, ctx.now)
 
     # --------------------------------------------------------------- tasks
     def tasks(self, user: str, *, page: int = 1, per_page: int = 50) -> dict[str, Any]:

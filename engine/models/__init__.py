@@ -5,6 +5,7 @@ from .definitions import Deployment, DeploymentFile, ProcessVersion
 from .directory import CalendarOverride, Role, Unit, User, user_role
 from .events import Event, TaskHistory
 from .instances import HumanTask, HumanTaskCandidate, MessageSubscription, ProcessInstance, Timer
+from .notifications import Notification
 
 __all__ = [
     "Base",
@@ -15,6 +16,7 @@ __all__ = [
     "HumanTask",
     "HumanTaskCandidate",
     "MessageSubscription",
+    "Notification",
     "ProcessInstance",
     "ProcessVersion",
     "Role",
