@@ -16,7 +16,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit, definitions, directory, forms, notifications, queries
+from . import (
+    audit,
+    definitions,
+    directory,
+    forms,
+    handlers,
+    notifications,
+    queries,
+    seeding,
+)
 from .bpmn import CommandClock, json_safe, running_at
 from .clock import Clock, FixedClock, SystemClock
 from .db import is_sqlite, make_engine, session_factories
@@ -64,7 +73,9 @@ class Engine:
         self.specs = definitions.SpecCache()
         self._calendar: WorkdayCalendar | None = None
         self.script_engine = make_script_engine(
-            script_helpers(CommandClock(self.clock), self.calendar), time_limit=script_time_limit
+            script_helpers(CommandClock(self.clock), self.calendar),
+            time_limit=script_time_limit,
+            services=handlers.call_service,
         )
 
     # ------------------------------------------------------------ plumbing
@@ -96,7 +107,11 @@ class Engine:
             with self.write_session() as session, session.begin(), running_at(clock):
                 actor_row = self._actor(session, actor)
                 ctx = Context(
-                    clock, self.calendar(), self.script_engine, actor_row.id if actor_row else None
+                    clock,
+                    self.calendar(),
+                    self.script_engine,
+                    actor_row.id if actor_row else None,
+                    specs=self.specs,
                 )
                 yield session, ctx
         except StaleDataError as exc:
@@ -136,6 +151,11 @@ class Engine:
             parent_row = directory.find_unit(session, parent) if parent else None
             unit = directory.ensure_unit(session, name, code, kind, parent_row)
             return {"id": unit.id, "code": unit.code, "name": unit.name, "kind": unit.kind}
+
+    def load_directory(self, doc: dict[str, Any], password: str) -> dict[str, int]:
+        """Create roles, units and users from plain data (see engine/seeding.py)."""
+        with self.command() as (session, ctx):
+            return seeding.load_directory(session, doc, password, ctx.now)
 
     def authenticate(self, username: str, password: str) -> dict[str, Any] | None:
         with self.read_session() as session:
@@ -301,7 +321,8 @@ class Engine:
             for task in run.workflow.get_tasks(state=TaskState.ERROR):
                 task.data.update(data or {})
                 try:
-                    task.run()
+                    with handlers.serving(run):  # the failed task may be a service task
+                        task.run()
                 except WorkflowException as exc:
                     run.fail(exc)
                     break

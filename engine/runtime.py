@@ -19,7 +19,7 @@ from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import assignment, audit
+from . import assignment, audit, handlers
 from .bpmn import dump_state, json_safe, load_state, running_at
 from .clock import Clock
 from .compaction import PrunedTask, compact
@@ -42,6 +42,7 @@ class Context:
     calendar: WorkdayCalendar
     script_engine: Any
     actor_id: int | None = None
+    specs: Any = None  # the engine's SpecCache, for handlers that start other processes
     now: datetime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +68,7 @@ class Run:
     # ------------------------------------------------------------- running
     def advance(self) -> None:
         """Run everything that needs no person, then catch up on due timers."""
-        with running_at(_Instant(self.ctx.now)):
+        with running_at(_Instant(self.ctx.now)), handlers.serving(self):
             try:
                 self.workflow.do_engine_steps()
                 for _ in range(1000):  # a cycle advances one occurrence per refresh

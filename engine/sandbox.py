@@ -23,6 +23,9 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+# (operation name, {parameter: {"value": v, "type": t}}) -> the result as a JSON string
+ServiceCaller = Callable[[str, dict[str, Any]], str]
+
 
 class ScriptTimeout(Exception):
     """The script ran past its time limit."""
@@ -229,9 +232,15 @@ _GUARDS: dict[str, Any] = {
 class RestrictedScriptEnvironment(TaskDataEnvironment):
     """TaskDataEnvironment that runs RestrictedPython code under a wall-time limit."""
 
-    def __init__(self, helpers: Mapping[str, Any] | None = None, time_limit: float = 1.0) -> None:
+    def __init__(
+        self,
+        helpers: Mapping[str, Any] | None = None,
+        time_limit: float = 1.0,
+        services: ServiceCaller | None = None,
+    ) -> None:
         super().__init__({**(helpers or {}), **_GUARDS})
         self.time_limit = time_limit
+        self.services = services
 
     def evaluate(
         self,
@@ -254,7 +263,11 @@ class RestrictedScriptEnvironment(TaskDataEnvironment):
         return self._with_deadline(super().execute, code, context, external_context)
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> str:
-        raise NotImplementedError(f"服务任务尚未实现：{kwargs.get('operation_name')}")
+        """Service tasks run host-registered handlers only; scripts never reach the host."""
+        name = kwargs.get("operation_name")
+        if self.services is None:
+            raise LookupError(f"服务任务“{name}”没有注册处理程序")
+        return self.services(str(name), kwargs.get("operation_params") or {})
 
     def _remove_globals_and_functions_from_context(
         self, context: dict[str, Any], external_context: Any = None
@@ -319,7 +332,10 @@ class _SandboxScriptEngine(PythonScriptEngine):
 
 
 def make_script_engine(
-    helpers: Mapping[str, Any] | None = None, time_limit: float = 1.0
+    helpers: Mapping[str, Any] | None = None,
+    time_limit: float = 1.0,
+    services: ServiceCaller | None = None,
 ) -> PythonScriptEngine:
     """Return a script engine whose scripts and expressions run in the sandbox."""
-    return _SandboxScriptEngine(environment=RestrictedScriptEnvironment(helpers, time_limit))
+    environment = RestrictedScriptEnvironment(helpers, time_limit, services)
+    return _SandboxScriptEngine(environment=environment)

@@ -91,6 +91,41 @@ def demo(password: str) -> None:
 
 
 @cli.command()
+@click.argument(
+    "path",
+    default=str(ROOT / "processes"),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("-k", "pattern", help="Only scenarios whose process or name contains this.")
+def check(path: Path, pattern: str | None) -> None:
+    """Validate PATH and run its scenario files (*.scenarios.yaml) before a deploy."""
+    import yaml
+
+    from engine import scenarios
+
+    county = yaml.safe_load((path / "county.yaml").read_text(encoding="utf-8"))
+    selected = [s for s in scenarios.discover(path) if not pattern or pattern in s.label]
+    if not selected:
+        click.echo("没有找到场景文件（*.scenarios.yaml）", err=True)
+        sys.exit(1)
+    url = database_url()
+    template = scenarios.TemplateDatabase(
+        url if url.startswith("postgres") else None, scenarios.prepare_with(path, county, "check")
+    )
+    failed = 0
+    try:
+        for scenario in selected:
+            with template.copy() as copy_url:
+                outcome = scenarios.run(scenario, copy_url)
+            failed += not outcome.ok
+            click.echo(scenarios.report_line(outcome))
+    finally:
+        template.close()
+    click.echo(f"共 {len(selected)} 个场景，通过 {len(selected) - failed} 个，失败 {failed} 个")
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:

@@ -5,6 +5,7 @@ from .definitions import Deployment, DeploymentFile, ProcessVersion
 from .directory import CalendarOverride, Role, Unit, User, user_role
 from .events import Event, TaskHistory
 from .instances import HumanTask, HumanTaskCandidate, MessageSubscription, ProcessInstance, Timer
+from .items import TrackedItem
 from .notifications import Notification
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Role",
     "TaskHistory",
     "Timer",
+    "TrackedItem",
     "Unit",
     "User",
     "user_role",

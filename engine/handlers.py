@@ -1,0 +1,235 @@
+"""Service-task handlers: the named, documented things BPMN cannot say, registered in one place.
+
+A BPMN service task names a handler (`spiffworkflow:serviceTaskOperator id="start_process"`);
+its parameters are expressions on the task data. Each handler runs inside the command that
+reached the service task, in the same transaction. processes/README.md documents them for
+designers.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from . import audit, directory, items, notifications
+from .bpmn import json_safe
+from .errors import EngineError
+from .models import HumanTask, HumanTaskCandidate, ProcessVersion, Unit
+
+if TYPE_CHECKING:
+    from .runtime import Run
+
+Handler = Callable[["Run", dict[str, Any]], Any]
+HANDLERS: dict[str, Handler] = {}
+_current_run: ContextVar["Run | None"] = ContextVar("duban_current_run", default=None)
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        HANDLERS[name] = function
+        return function
+
+    return register
+
+
+@contextmanager
+def serving(run: "Run") -> Iterator[None]:
+    """Service tasks reached while this runs belong to `run`."""
+    token = _current_run.set(run)
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+
+
+def call_service(name: str, params: dict[str, Any]) -> str:
+    """The sandbox's service caller: dispatch to the registered handler, answer JSON."""
+    run = _current_run.get()
+    function = HANDLERS.get(name)
+    if function is None:
+        raise LookupError(f"未知的服务任务处理程序“{name}”，可用：{'、'.join(sorted(HANDLERS))}")
+    if run is None:
+        raise RuntimeError("服务任务只能在流程命令中运行")
+    values = {key: param.get("value") for key, param in params.items()}
+    return json.dumps(json_safe(function(run, values)), ensure_ascii=False)
+
+
+def _require(values: dict[str, Any], *names: str) -> None:
+    missing = [n for n in names if values.get(n) in (None, "")]
+    if missing:
+        raise EngineError(f"服务任务缺少参数：{'、'.join(missing)}")
+
+
+# ----------------------------------------------------------------- handlers
+@handler("start_process")
+def start_process(run: "Run", values: dict[str, Any]) -> list[int]:
+    """Start child instances of `process`: one per dict in `items`, or one with `data`."""
+    from .engine import start_instance  # the same start path as a person's start
+
+    _require(values, "process")
+    session, ctx = run.session, run.ctx
+    version = session.scalars(
+        select(ProcessVersion)
+        .where(ProcessVersion.key == values["process"])
+        .order_by(ProcessVersion.version.desc())
+        .limit(1)
+    ).first()
+    if version is None:
+        raise EngineError(f"要启动的流程 {values['process']} 尚未部署")
+    batch = values.get("items")
+    if batch is None:
+        batch = [values.get("data") or {}]
+    if not isinstance(batch, list) or not all(isinstance(item, dict) for item in batch):
+        raise EngineError("start_process 的 items 必须是对象列表")
+    started = []
+    for data in batch:
+        title = data.get(values["title"]) if values.get("title") else data.get("title")
+        child = start_instance(
+            session,
+            ctx,
+            ctx.specs,
+            version.id,
+            dict(data),
+            title=str(title) if title else None,
+            parent_instance_id=run.instance.id,
+        )
+        started.append(child.instance.id)
+    audit.record(
+        session,
+        "children_started",
+        ctx.now,
+        instance_id=run.instance.id,
+        detail={"process": values["process"], "instances": started},
+    )
+    return started
+
+
+@handler("record_item")
+def record_item(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+    """Create or update this instance's tracked item (a ledger row)."""
+    _require(values, "kind")
+    fields = values.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise EngineError("record_item 的 fields 必须是对象")
+    item = items.record(
+        run.session,
+        run.instance.id,
+        str(values["kind"]),
+        str(values.get("key") or ""),
+        fields,
+        run.ctx.now,
+    )
+    return {
+        "id": item.id,
+        "status": item.status,
+        "overdue_count": item.overdue_count,
+        "extension_count": item.extension_count,
+        "light": items.light(item, run.ctx.now, run.ctx.calendar),
+    }
+
+
+@handler("notify")
+def notify(run: "Run", values: dict[str, Any]) -> int:
+    """In-app notifications to a role (optionally in one unit) and/or named users."""
+    _require(values, "title")
+    session = run.session
+    targets: set[int] = set()
+    if values.get("role"):
+        unit = directory.find_unit(session, values["unit"]) if values.get("unit") else None
+        if values.get("unit") and unit is None:
+            raise EngineError(f"单位“{values['unit']}”不存在")
+        targets |= set(directory.holders(session, str(values["role"]), unit.id if unit else None))
+    for username in values.get("users") or []:
+        user = directory.user_by_name(session, str(username))
+        if user is None:
+            raise EngineError(f"用户“{username}”不存在")
+        targets.add(user.id)
+    return notifications.notify(
+        session,
+        targets,
+        str(values.get("kind") or "notice"),
+        str(values["title"]),
+        run.ctx.now,
+        body=values.get("body"),
+        instance_id=run.instance.id,
+    )
+
+
+@handler("urge")
+def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
+    """催办 an open user task of this instance; `escalate` also tells the unit head and office."""
+    _require(values, "task")
+    session, ctx = run.session, run.ctx
+    tasks = list(
+        session.scalars(
+            select(HumanTask).where(
+                HumanTask.instance_id == run.instance.id,
+                HumanTask.name == values["task"],
+                HumanTask.state == "open",
+            )
+        )
+    )
+    message = str(values.get("message") or "")
+    escalate = bool(values.get("escalate"))
+    sent = 0
+    for task in tasks:
+        sent += urge_task(session, ctx, task, message, escalate, actor_id=None)
+    return {"urged": len(tasks), "notified": sent}
+
+
+def urge_task(
+    session: Any, ctx: Any, task: HumanTask, message: str, escalate: bool, actor_id: int | None
+) -> int:
+    """The one 催办 mechanism, for timers and for people: event, notifications."""
+    people = (
+        {task.assignee_id}
+        if task.assignee_id
+        else set(
+            session.scalars(
+                select(HumanTaskCandidate.user_id).where(HumanTaskCandidate.task_id == task.id)
+            )
+        )
+    )
+    kind, title = "reminder", f"催办：{task.title}"
+    if escalate:
+        kind, title = "escalation", f"督办升级：{task.title}（已逾期未办）"
+        people |= (
+            set(directory.holders(session, "单位负责人", task.unit_id)) if task.unit_id else set()
+        )
+        people |= set(directory.holders(session, "指挥办工作人员", None))
+    audit.record(
+        session,
+        "task_escalated" if escalate else "task_urged",
+        ctx.now,
+        instance_id=task.instance_id,
+        task_id=task.id,
+        task_title=task.title,
+        actor_id=actor_id,
+        reason=message or None,
+    )
+    return notifications.notify(
+        session,
+        {p for p in people if p},
+        kind,
+        title,
+        ctx.now,
+        body=message or None,
+        instance_id=task.instance_id,
+        task_id=task.id,
+    )
+
+
+@handler("list_units")
+def list_units(run: "Run", values: dict[str, Any]) -> list[dict[str, Any]]:
+    _require(values, "kind")
+    rows = run.session.scalars(select(Unit).where(Unit.kind == values["kind"]).order_by(Unit.id))
+    return [{"code": u.code, "name": u.name, "kind": u.kind, **(u.attributes or {})} for u in rows]
+
+
+@handler("item_report")
+def item_report(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+    _require(values, "kind")
+    return items.report(run.session, str(values["kind"]), run.ctx.now, run.ctx.calendar)

@@ -1,0 +1,214 @@
+"""Tracked items: recording them from processes, their lights, and live figures for reports.
+
+Lights are derived, never stored: red = past its deadline and not closed; yellow = due within
+three working days, or a periodic progress report is missing; green otherwise. The same rule is
+expressible in SQL (see `light_filter`), so ledgers can filter by light without loading rows.
+"""
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from . import directory
+from .errors import EngineError
+from .models import TrackedItem, Unit
+from .workdays import BEIJING, WorkdayCalendar
+
+YELLOW_WITHIN_WORKDAYS = 3
+
+
+def parse_deadline(value: Any) -> datetime | None:
+    """A date means "by the end of that day" (Beijing); a date-time is taken as given."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    text = str(value)
+    if len(text) <= 10:
+        day = datetime.fromisoformat(text).date()
+        return datetime.combine(day, time(23, 59, 59), BEIJING)
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=BEIJING)
+
+
+def record(
+    session: Session, instance_id: int, kind: str, key: str, fields: dict[str, Any], now: datetime
+) -> TrackedItem:
+    item = session.scalars(
+        select(TrackedItem).where(
+            TrackedItem.instance_id == instance_id, TrackedItem.kind == kind, TrackedItem.key == key
+        )
+    ).first()
+    if item is None:
+        item = TrackedItem(
+            instance_id=instance_id,
+            kind=kind,
+            key=key,
+            created_at=now,
+            updated_at=now,
+            cooperating_unit_ids=[],
+            attributes={},
+        )
+        session.add(item)
+    _apply(session, item, fields, now)
+    item.updated_at = now
+    session.flush()
+    return item
+
+
+def _apply(session: Session, item: TrackedItem, fields: dict[str, Any], now: datetime) -> None:
+    for name in ("title", "source", "status", "last_progress", "closure_note"):
+        if fields.get(name) is not None:
+            setattr(item, name, str(fields[name]))
+    if fields.get("lead_unit"):
+        item.lead_unit_id = _unit_id(session, fields["lead_unit"])
+    if fields.get("cooperating_units") is not None:
+        item.cooperating_unit_ids = [_unit_id(session, u) for u in fields["cooperating_units"]]
+    if fields.get("deadline"):
+        item.deadline = parse_deadline(fields["deadline"])
+        item.original_deadline = item.original_deadline or item.deadline
+    if fields.get("report_cycle_days"):
+        item.report_cycle_days = int(fields["report_cycle_days"])
+    if fields.get("progress") is not None:
+        item.progress = max(0, min(100, int(fields["progress"])))
+    if fields.get("meeting_instance_id"):
+        item.meeting_instance_id = int(fields["meeting_instance_id"])
+    if isinstance(fields.get("attributes"), dict):
+        item.attributes = {**(item.attributes or {}), **fields["attributes"]}
+    _apply_events(item, fields, now)
+
+
+def _apply_events(item: TrackedItem, fields: dict[str, Any], now: datetime) -> None:
+    if fields.get("reported") or (
+        item.next_report_due is None and fields.get("status") and not item.closed_at
+    ):
+        if fields.get("reported"):
+            item.last_report_at = now
+        item.next_report_due = now + timedelta(days=item.report_cycle_days)
+    if fields.get("extended_to"):
+        item.deadline = parse_deadline(fields["extended_to"])
+        item.extension_count += 1
+    if fields.get("overdue"):
+        item.overdue_count += 1
+    if fields.get("closed"):
+        item.closed_at, item.next_report_due = now, None
+
+
+def _unit_id(session: Session, ref: Any) -> int:
+    unit = directory.find_unit(session, ref)
+    if unit is None:
+        raise EngineError(f"单位“{ref}”不存在")
+    return unit.id
+
+
+# --------------------------------------------------------------------- lights
+def light(item: TrackedItem, now: datetime, calendar: WorkdayCalendar) -> str:
+    if item.closed_at is not None:
+        return "green"
+    if item.deadline is not None and item.deadline < now:
+        return "red"
+    if item.deadline is not None and item.deadline <= yellow_threshold(now, calendar):
+        return "yellow"
+    if item.next_report_due is not None and item.next_report_due < now:
+        return "yellow"
+    return "green"
+
+
+def yellow_threshold(now: datetime, calendar: WorkdayCalendar) -> datetime:
+    return calendar.add_workdays(now.astimezone(BEIJING), YELLOW_WITHIN_WORKDAYS)
+
+
+def light_filter(
+    query: Select[Any], wanted: str, now: datetime, calendar: WorkdayCalendar
+) -> Select[Any]:
+    """Narrow a query over TrackedItem to one light, in SQL."""
+    open_ = TrackedItem.closed_at.is_(None)
+    red = and_(open_, TrackedItem.deadline < now)
+    soon = and_(TrackedItem.deadline <= yellow_threshold(now, calendar))
+    missing = TrackedItem.next_report_due < now
+    yellow = and_(open_, not_(red), or_(soon, missing))
+    conditions = {"red": red, "yellow": yellow, "green": not_(or_(red, yellow))}
+    return query.where(conditions[wanted])
+
+
+def summary(
+    item: TrackedItem, units: dict[int, str], now: datetime, calendar: WorkdayCalendar
+) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "key": item.key,
+        "instance_id": item.instance_id,
+        "title": item.title,
+        "source": item.source,
+        "status": item.status,
+        "lead_unit": units.get(item.lead_unit_id or 0),
+        "cooperating_units": [units.get(u) for u in item.cooperating_unit_ids or []],
+        "deadline": item.deadline.isoformat() if item.deadline else None,
+        "progress": item.progress,
+        "last_progress": item.last_progress,
+        "last_report_at": item.last_report_at.isoformat() if item.last_report_at else None,
+        "extension_count": item.extension_count,
+        "overdue_count": item.overdue_count,
+        "closed_at": item.closed_at.isoformat() if item.closed_at else None,
+        "light": light(item, now, calendar),
+    }
+
+
+# ------------------------------------------------------------------- reports
+def report(session: Session, kind: str, now: datetime, calendar: WorkdayCalendar) -> dict[str, Any]:
+    """Live figures for a bulletin: per lead unit, and the red / yellow lists."""
+    units = dict(session.execute(select(Unit.id, Unit.name)).all())
+    items = list(session.scalars(select(TrackedItem).where(TrackedItem.kind == kind)))
+    by_unit: dict[str, dict[str, Any]] = {}
+    for item in items:
+        row = by_unit.setdefault(
+            units.get(item.lead_unit_id or 0, "未指定"),
+            {
+                "total": 0,
+                "closed": 0,
+                "closed_on_time": 0,
+                "red": 0,
+                "yellow": 0,
+                "missed_reports": 0,
+            },
+        )
+        colour = light(item, now, calendar)
+        row["total"] += 1
+        if colour != "green":
+            row[colour] += 1
+        if item.closed_at is not None:
+            row["closed"] += 1
+            on_time = item.deadline is None or item.closed_at <= item.deadline
+            row["closed_on_time"] += int(on_time)
+        elif item.next_report_due is not None and item.next_report_due < now:
+            row["missed_reports"] += 1
+    for row in by_unit.values():
+        row["on_time_rate"] = (
+            round(row["closed_on_time"] / row["closed"], 4) if row["closed"] else None
+        )
+    listed = [summary(i, units, now, calendar) for i in items]
+    closed = [i for i in items if i.closed_at is not None]
+    on_time = sum(1 for i in closed if i.deadline is None or i.closed_at <= i.deadline)
+    open_rectifications = (
+        session.scalar(
+            select(func.count())
+            .select_from(TrackedItem)
+            .where(TrackedItem.kind == "整改任务", TrackedItem.closed_at.is_(None))
+        )
+        or 0
+    )
+    return {
+        "kind": kind,
+        "as_of": now.astimezone(BEIJING).isoformat(timespec="minutes"),
+        "total": len(items),
+        "closed": len(closed),
+        "on_time_rate": round(on_time / len(closed), 4) if closed else None,
+        "by_unit": [{"unit": name, **row} for name, row in sorted(by_unit.items())],
+        "red": [i["title"] for i in listed if i["light"] == "red"],
+        "yellow": [i["title"] for i in listed if i["light"] == "yellow"],
+        "missed_reports": sum(r["missed_reports"] for r in by_unit.values()),
+        "open_rectifications": open_rectifications,
+    }
