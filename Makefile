@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# Debian packages the browser tests need (Chromium for Playwright, a CJK font for screenshots).
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei
 
-.PHONY: run test lint install
+.PHONY: run test lint install system-deps
 
 $(BIN)/duban: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +14,16 @@ $(BIN)/duban: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-install: $(BIN)/duban
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(BIN)/duban node_modules/.package-lock.json
+
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh | grep -q .; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES); \
+	  else echo "请先安装：sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; fi
 
 ## Install, load the demo county on SQLite (duban.db) and serve on http://127.0.0.1:$(PORT)
 run: install
@@ -20,10 +31,6 @@ run: install
 	$(BIN)/duban serve --port $(PORT)
 
 ## Lint and run every test (SQLite by default; set DATABASE_URL=postgresql://... for PostgreSQL)
-test: install
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 -p no:cacheprovider
-
-lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
