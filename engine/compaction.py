@@ -16,7 +16,9 @@ new root's subtree. A task ``C`` is a safe cut point when:
 4. ``C`` is at or above the split of every pending structured join (boundary and start events
    find their split with ``find_ancestor``);
 5. ``C`` is neither join-like nor a subprocess task;
-6. the workflow as a whole is not refused (see `refusal_reason`).
+6. the workflow as a whole is not refused (see `refusal_reason`);
+7. ``C`` is an ancestor of the parent of every task the caller asks to ``keep`` (the steps a
+   live task may still be returned to, see `rewind.protected`).
 
 Only the top-level tree is compacted; a loop inside a subprocess still grows. The finished
 history is handed to ``on_prune`` as `PrunedTask` records before anything is deleted.
@@ -80,12 +82,15 @@ def compact(
     workflow: BpmnWorkflow,
     on_prune: PruneCallback | None = None,
     min_depth: int = 1,
+    keep: Iterable[Task] = (),
 ) -> int:
     """Re-root the task tree at the deepest safe cut point and drop the finished history above.
 
     ``on_prune`` receives one record per removed task, in creation order, before anything is
     deleted; if it raises, the workflow is left untouched. Nothing happens unless the cut point
     is at least ``min_depth`` levels below the current root (a larger value compacts lazily).
+    ``keep`` names finished tasks that must stay resettable: each stays in the tree together
+    with its parent (a return or withdrawal resets them with ``reset_from_task_id``).
     Returns the number of tasks removed (0 when refused or nothing to do); tasks of deleted
     subprocesses are included in the count.
     """
@@ -93,14 +98,15 @@ def compact(
     if reason is not None:
         logger.debug("compaction refused: %s", reason)
         return 0
-    found = _find_cut(workflow)
+    anchors = [t.parent for t in keep if t.workflow is workflow and t.parent is not None]
+    found = _find_cut(workflow, anchors)
     if found is None:
         return 0
     cut, depth = found
     if depth < max(min_depth, 1):
         return 0
-    keep = _subtree_ids(cut)
-    pruned = [task for task in workflow.tasks.values() if task.id not in keep]
+    kept = _subtree_ids(cut)
+    pruned = [task for task in workflow.tasks.values() if task.id not in kept]
     if any(task.has_state(TaskState.NOT_FINISHED_MASK) for task in pruned):
         logger.warning("compaction skipped: an unfinished task lies outside the cut's subtree")
         return 0
@@ -141,12 +147,14 @@ def _spec_refusal(spec: TaskSpec) -> str | None:
     return None
 
 
-def _find_cut(workflow: BpmnWorkflow) -> tuple[Task, int] | None:
-    """The deepest safe cut point and its depth, or None when it would be the root itself."""
+def _find_cut(workflow: BpmnWorkflow, anchors: list[Task] | None = None) -> tuple[Task, int] | None:
+    """The deepest safe cut point and its depth, or None when it would be the root itself.
+    The cut is also an ancestor (or itself) of every task in ``anchors``."""
     unfinished = [t for t in workflow.tasks.values() if t.has_state(TaskState.NOT_FINISHED_MASK)]
     if not unfinished:
         return None
-    chain = _common_chain(workflow.task_tree, unfinished + _current_join_cancellations(workflow))
+    extra = _current_join_cancellations(workflow) + list(anchors or [])
+    chain = _common_chain(workflow.task_tree, unfinished + extra)
     if chain is None:
         return None
     position = {task.id: index for index, task in enumerate(chain)}

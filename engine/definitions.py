@@ -15,7 +15,7 @@ from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import forms
+from . import approval_steps, forms
 from .bpmn import UnsafeXml, make_parser, parse_xml
 from .errors import DefinitionError, NotFound
 from .models import Deployment, DeploymentFile, ProcessVersion
@@ -143,9 +143,13 @@ def _load_metadata(files: dict[str, SourceFile]) -> dict[str, Any]:
     if meta is None:
         return {}
     try:
-        return tomllib.loads(meta.content.decode("utf-8")).get("process", {})
+        doc = tomllib.loads(meta.content.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise DefinitionError(f"部署配置有误：{exc}", file=meta.name) from exc
+    # [defaults] applies to every process; a [process.<key>] section overrides it.
+    defaults = doc.get("defaults", {})
+    sections = doc.get("process", {})
+    return {key: {**defaults, **sections.get(key, {})} for key in sections} | {"*": defaults}
 
 
 def _parse_file(source: SourceFile) -> etree._Element:
@@ -217,6 +221,7 @@ def _parse_process(
     with _naming(bpmn_file):
         spec = parser.get_spec(key)
         subprocess_specs = parser.get_subprocess_specs(key)
+    approval_steps.prepare(spec, subprocess_specs, bpmn_file)
     files = {bpmn_file}
     for sub_key in subprocess_specs:
         sub_parser = parser.process_parsers.get(sub_key)
@@ -236,7 +241,7 @@ def _parse_process(
                 element=task_spec.bpmn_id,
             )
         files.add(resolved)
-    section = metadata.get(key, {})
+    section = metadata.get(key, metadata.get("*", {}))
     declared = section.get("start_roles")
     return ParsedProcess(
         key=key,
@@ -395,6 +400,7 @@ class LoadedVersion:
     subprocess_specs: dict[str, Any]
     forms: dict[str, dict[str, Any]]
     bpmn_file: str
+    settings: dict[str, Any] = field(default_factory=dict)  # its duban.toml section
 
 
 class SpecCache:
@@ -426,6 +432,7 @@ class SpecCache:
             subprocess_specs=parsed.subprocess_specs,
             forms=bundle.forms,
             bpmn_file=parsed.bpmn_file,
+            settings=parsed.metadata,
         )
         with self._lock:
             self._versions[version_id] = loaded

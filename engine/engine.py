@@ -17,16 +17,19 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import (
+    acting,
     audit,
+    boxes,
     definitions,
     directory,
-    forms,
     handlers,
     notifications,
+    operations,
     queries,
     seeding,
 )
-from .bpmn import CommandClock, json_safe, running_at
+from .approval_commands import ApprovalCommands
+from .bpmn import CommandClock, running_at
 from .clock import Clock, FixedClock, SystemClock
 from .db import is_sqlite, make_engine, session_factories
 from .errors import Conflict, Forbidden, InvalidData, NotFound
@@ -58,7 +61,7 @@ class Actor:
         return ADMIN_ROLE in self.roles
 
 
-class Engine:
+class Engine(ApprovalCommands):
     def __init__(
         self,
         url: str | None = None,
@@ -383,11 +386,14 @@ class Engine:
             return notifications.mark_read(session, ctx.actor_id, ids, ctx.now)
 
     # --------------------------------------------------------------- tasks
-    def tasks(self, user: str, *, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    def tasks(
+        self, user: str, *, box: str = "todo", page: int = 1, per_page: int = 50
+    ) -> dict[str, Any]:
+        """A box of `user`'s: todo (the inbox), done, cc or started (see boxes.py)."""
         with self.read_session() as session:
             actor = self._actor(session, user)
             assert actor is not None
-            return queries.inbox(session, actor, page, per_page, self.clock.now(), self.calendar())
+            return boxes.box(session, actor, box, page, per_page, self.clock.now(), self.calendar())
 
     def task(self, task_id: str, user: str | None = None) -> dict[str, Any]:
         with self.read_session() as session:
@@ -407,7 +413,7 @@ class Engine:
                 raise Conflict("该任务已被他人认领")
             if not queries.is_candidate(session, row, actor):
                 raise Forbidden("您不是该任务的办理人，不能认领")
-            row.assignee_id = actor.id
+            row.assignee_id, row.acted_at = actor.id, row.acted_at or ctx.now
             audit.record(
                 session,
                 "task_claimed",
@@ -456,36 +462,7 @@ class Engine:
             if run.instance.status != "running":
                 raise Conflict(_STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
             actor = self._actor(session, user)
-            if actor and not queries.may_act_on(session, row, actor):
-                raise Forbidden("您不是该任务的办理人")
-            if row.form:
-                forms.validate(run.version.forms[row.form], data)
-            task = run.ready_task(task_id)
-            before = dict(task.data)
-            task.data.update(data)
-            row.state, row.ended_at, row.submitted = "completed", ctx.now, json_safe(data)
-            row.completed_by_id = ctx.actor_id
-            if row.assignee_id is None:
-                row.assignee_id = ctx.actor_id
-            audit.record(
-                session,
-                "task_completed",
-                ctx.now,
-                instance_id=row.instance_id,
-                task_id=row.id,
-                task_title=row.title,
-                actor_id=ctx.actor_id,
-                reason=opinion,
-                data_change=audit.data_change(before, data),
-            )
-            try:
-                task.run()
-            except WorkflowException as exc:
-                run.fail(exc)
-            if run.instance.status == "running":
-                run.advance()
-            run.save()
-            return queries.instance_summary(run.instance, None)
+            return operations.complete(run, row, data, actor, opinion)
 
     def _open_task(self, session: Session, task_id: str) -> HumanTask:
         row = session.get(HumanTask, task_id)
@@ -674,7 +651,7 @@ def _send(run: Run, name: str, payload: dict[str, Any]) -> bool:
 
 
 def _closed_task_refusal(row: HumanTask) -> str:
-    return "该任务已办理，不能重复提交" if row.state == "completed" else "该任务已撤销"
+    return acting.closed_refusal(row)
 
 
 def _is_contention(exc: OperationalError) -> bool:

@@ -1,5 +1,6 @@
 """JSON Schema forms: checked at deploy; every submission is validated before the engine sees it."""
 
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -32,15 +33,32 @@ def check_schema(schema: Any) -> str | None:
     return None
 
 
-def validate(schema: dict[str, Any], data: Any) -> None:
-    """Raise InvalidData mapping each failing field path to a Chinese message."""
-    validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+def validate(
+    schema: dict[str, Any], data: Any, known: dict[str, Callable[[str], bool]] | None = None
+) -> None:
+    """Raise InvalidData mapping each failing field path to a Chinese message.
+
+    `known` checks the directory formats: {"unit": code exists?, "user": username exists?}."""
+    checker = _FORMAT_CHECKER
+    if known:
+        checker = FormatChecker()
+        checker.checkers = dict(_FORMAT_CHECKER.checkers)
+        for name, exists in known.items():
+            checker.checkers[name] = (_directory_check(exists), ())
+    validator = Draft202012Validator(schema, format_checker=checker)
     errors: dict[str, str] = {}
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         field = _field_path(error)
         errors.setdefault(field, _message(schema, error))
     if errors:
         raise InvalidData("表单填写有误，请按提示修改后重新提交", errors)
+
+
+def _directory_check(exists: Callable[[str], bool]) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        return not isinstance(value, str) or value == "" or exists(value)
+
+    return check
 
 
 def _field_path(error: ValidationError) -> str:
@@ -103,6 +121,8 @@ def _message(schema: dict[str, Any], error: ValidationError) -> str:
 _FORMAT_NAMES = {
     "date": "日期（YYYY-MM-DD）",
     "date-time": "日期时间",
+    "unit": "单位",
+    "user": "用户",
     "email": "电子邮箱",
     "uri": "网址",
 }

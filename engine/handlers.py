@@ -85,14 +85,16 @@ def start_process(run: "Run", values: dict[str, Any]) -> list[int]:
     if not isinstance(batch, list) or not all(isinstance(item, dict) for item in batch):
         raise EngineError("start_process 的 items 必须是对象列表")
     started = []
-    for data in batch:
+    for item in batch:
+        # Scripts cannot see instance ids; the child learns its parent from its start data.
+        data = {**item, "parent_instance_id": run.instance.id}
         title = data.get(values["title"]) if values.get("title") else data.get("title")
         child = start_instance(
             session,
             ctx,
             ctx.specs,
             version.id,
-            dict(data),
+            data,
             title=str(title) if title else None,
             parent_instance_id=run.instance.id,
         )
@@ -160,9 +162,13 @@ def notify(run: "Run", values: dict[str, Any]) -> int:
 
 @handler("urge")
 def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
-    """催办 an open user task of this instance; `escalate` also tells the unit head and office."""
+    """催办 an open user task of this instance. `escalate` lists roles to tell as well
+    (`角色@unit` narrows a role to the task's unit), or is true for the process's
+    `escalate_to` from duban.toml."""
     _require(values, "task")
+    escalate_to = _escalation_roles(run, values.get("escalate"))
     session, ctx = run.session, run.ctx
+    run.mirror_ready_tasks()  # a task that became ready in this same command has no row yet
     tasks = list(
         session.scalars(
             select(HumanTask).where(
@@ -173,17 +179,30 @@ def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
         )
     )
     message = str(values.get("message") or "")
-    escalate = bool(values.get("escalate"))
-    sent = 0
-    for task in tasks:
-        sent += urge_task(session, ctx, task, message, escalate, actor_id=None)
+    sent = sum(urge_task(session, ctx, task, message, escalate_to, None) for task in tasks)
     return {"urged": len(tasks), "notified": sent}
 
 
+def _escalation_roles(run: "Run", escalate: Any) -> list[str]:
+    if not escalate:
+        return []
+    if isinstance(escalate, list):
+        return [str(role) for role in escalate]
+    configured = run.version.settings.get("escalate_to")
+    if not configured:
+        raise EngineError("未配置督办升级对象：请在 duban.toml 的 [defaults] 中设置 escalate_to")
+    return [str(role) for role in configured]
+
+
 def urge_task(
-    session: Any, ctx: Any, task: HumanTask, message: str, escalate: bool, actor_id: int | None
+    session: Any,
+    ctx: Any,
+    task: HumanTask,
+    message: str,
+    escalate_to: list[str],
+    actor_id: int | None,
 ) -> int:
-    """The one 催办 mechanism, for timers and for people: event, notifications."""
+    """The one 催办 mechanism, for timers and for people: an event and notifications."""
     people = (
         {task.assignee_id}
         if task.assignee_id
@@ -194,15 +213,16 @@ def urge_task(
         )
     )
     kind, title = "reminder", f"催办：{task.title}"
-    if escalate:
+    if escalate_to:
         kind, title = "escalation", f"督办升级：{task.title}（已逾期未办）"
-        people |= (
-            set(directory.holders(session, "单位负责人", task.unit_id)) if task.unit_id else set()
-        )
-        people |= set(directory.holders(session, "指挥办工作人员", None))
+    for entry in escalate_to:
+        role, _, scope = entry.partition("@")
+        if scope == "unit" and task.unit_id is None:
+            continue
+        people |= set(directory.holders(session, role, task.unit_id if scope == "unit" else None))
     audit.record(
         session,
-        "task_escalated" if escalate else "task_urged",
+        "task_escalated" if escalate_to else "task_urged",
         ctx.now,
         instance_id=task.instance_id,
         task_id=task.id,

@@ -50,6 +50,11 @@ def record(
             updated_at=now,
             cooperating_unit_ids=[],
             attributes={},
+            # column defaults apply only at flush; _apply reads these before that
+            report_cycle_days=7,
+            progress=0,
+            extension_count=0,
+            overdue_count=0,
         )
         session.add(item)
     _apply(session, item, fields, now)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from . import approval_views
 from .bpmn import json_safe, load_state
 from .errors import Forbidden, NotFound
 from .lights import light
@@ -118,6 +119,9 @@ def task_summary(
         "created_at": task.created_at.isoformat(),
         "due_at": task.due_at.isoformat() if task.due_at else None,
         "light": light(task.due_at, now, calendar) if task.state == "open" else None,
+        "kind": task.kind,  # task | sign (a 加签 signature)
+        "urge_count": task.urge_count,
+        "returned": task.return_reason is not None,
     }
 
 
@@ -132,7 +136,11 @@ def task_detail(
     task = session.get(HumanTask, task_id)
     if task is None:
         raise NotFound("任务不存在")
-    if actor is not None and not (actor.is_admin or may_act_on(session, task, actor)):
+    if actor is not None and not (
+        actor.is_admin
+        or may_act_on(session, task, actor)
+        or approval_views.may_view_task(task, actor)
+    ):
         raise Forbidden("您无权查看该任务")
     instance = session.get(ProcessInstance, task.instance_id)
     assert instance is not None
@@ -144,7 +152,9 @@ def task_detail(
     )
     detail["form"] = version.forms.get(task.form) if task.form else None
     detail["instructions"] = task.instructions
-    detail["data"] = _task_data(instance, version, task) if task.state == "open" else task.submitted
+    live = task.state in ("open", "waiting")
+    detail["data"] = _task_data(instance, version, task) if live else task.submitted
+    detail.update(approval_views.task_extras(session, task))
     return detail
 
 
@@ -153,7 +163,8 @@ def _task_data(instance: ProcessInstance, version: Any, task: HumanTask) -> dict
 
     workflow = load_state(instance.state, version.spec, version.subprocess_specs)
     try:
-        return json_safe(workflow.get_task_from_id(UUID(task.id)).data)
+        source = approval_views.data_source_id(task)
+        return json_safe(workflow.get_task_from_id(UUID(source)).data)
     except Exception:  # the task left the tree (completed elsewhere); show nothing stale
         return {}
 
@@ -210,6 +221,7 @@ def instance_detail(
             "data": json_safe(current_data(workflow)),
             "tasks": [task_summary(t, u, n, now, calendar) for t, u, n in tasks],
             "history": [_event_dict(e, username) for e, username in events],
+            **approval_views.instance_extras(session, instance_id),
         }
     )
     return detail

@@ -16,10 +16,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import assignment, audit, handlers
+from . import assignment, audit, handlers, rewind
 from .bpmn import dump_state, json_safe, load_state, running_at
 from .clock import Clock
 from .compaction import PrunedTask, compact
@@ -122,7 +122,8 @@ class Run:
                 self.session, "instance_completed", self.ctx.now, instance_id=self.instance.id
             )
         self._sync_timers()  # before compaction: a timer that left WAITING is still in the tree
-        compact(self.workflow, self._keep_history)
+        # keep what a live task may still be returned to (退回/撤回 reset those tasks)
+        compact(self.workflow, self._keep_history, keep=rewind.protected(self.workflow))
         try:
             self._sync_human_tasks()
         except WorkflowException as exc:  # an assignment expression failed
@@ -155,7 +156,9 @@ class Run:
             }
         rows = self.session.scalars(
             select(HumanTask).where(
-                HumanTask.instance_id == self.instance.id, HumanTask.state == "open"
+                HumanTask.instance_id == self.instance.id,
+                HumanTask.state.in_(("open", "waiting")),  # waiting: for its 加签 signers
+                HumanTask.kind == "task",  # signers' rows mirror no workflow task
             )
         )
         known = set()
@@ -163,9 +166,21 @@ class Run:
             known.add(row.id)
             if row.id not in ready:
                 row.state, row.ended_at = "cancelled", self.ctx.now
+                self._cancel_signers(row)
         for task_id, task in ready.items():
             if task_id not in known:
                 assignment.open_human_task(self, task)
+
+    def mirror_ready_tasks(self) -> None:
+        """Bring the human-task rows up to date mid-command (e.g. before a handler urges one)."""
+        self._sync_human_tasks()
+
+    def _cancel_signers(self, row: HumanTask) -> None:
+        self.session.execute(
+            update(HumanTask)
+            .where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
+            .values(state="cancelled", ended_at=self.ctx.now)
+        )
 
     def _sync_timers(self) -> None:
         waiting = {}
@@ -362,6 +377,8 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     """The instance's data as the next step would see it."""
     if workflow.is_completed():
         return dict(workflow.data)
-    ready = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
-    source = ready[0] if ready else (workflow.last_task or workflow.task_tree)
+    # The newest ready or finished task carries the newest data; a boundary timer that began
+    # waiting long ago (or a parallel branch) does not.
+    live = [t for t in workflow.tasks.values() if t.state in (TaskState.READY, TaskState.COMPLETED)]
+    source = max(live, key=lambda t: t.last_state_change, default=workflow.task_tree)
     return dict(source.data)

@@ -182,8 +182,10 @@ class _Runner:
 
     # ------------------------------------------------------------- actions
     def _complete(self, step: dict[str, Any]) -> None:
-        task = self._find_task(str(step["complete"]), step.get("as"), step.get("unit"))
         expected_error = step.get("error")
+        # A step expected to be refused may name someone who cannot act: let the engine say so.
+        actor = None if expected_error else step.get("as")
+        task = self._find_task(str(step["complete"]), actor, step.get("unit"))
         try:
             self.engine.complete(
                 task.id, step.get("data") or {}, user=step.get("as"), opinion=step.get("opinion")

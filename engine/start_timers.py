@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import audit, definitions
 from .models import Timer
 from .runtime import Context
+from .workdays import BEIJING
 
 if TYPE_CHECKING:
     from .definitions import SpecCache
@@ -56,7 +57,8 @@ def _first_schedule(ctx: Context, entry: dict[str, str]) -> tuple[datetime, dict
     plan: dict[str, Any] = {"expression": entry["expression"], "type": entry["type"]}
     if entry["type"] == "CycleTimerEventDefinition":
         cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
-        plan |= {"cycles": cycles, "seconds": duration.total_seconds()}
+        period = next((part for part in value.upper().split("/") if part.startswith("P")), None)
+        plan |= {"cycles": cycles, "seconds": duration.total_seconds(), "period": period}
         return _advance(start, plan, ctx.now)
     if entry["type"] == "DurationTimerEventDefinition":
         parsed = TimerEventDefinition.parse_iso_duration(value)
@@ -69,13 +71,24 @@ def _advance(
 ) -> tuple[datetime, dict[str, Any]] | None:
     """The first occurrence from `due` on that lies after `now`; occurrences in between are
     skipped (and counted). None when no cycles remain."""
-    step = timedelta(seconds=plan["seconds"])
-    if step <= timedelta(0):
+    if plan["seconds"] <= 0:
         return None
     while due <= now and plan["cycles"] != 0:
-        due += step
+        due = _next_occurrence(due, plan)
         plan["cycles"] -= 1 if plan["cycles"] > 0 else 0
     return (due, plan) if plan["cycles"] != 0 else None
+
+
+def _next_occurrence(due: datetime, plan: dict[str, Any]) -> datetime:
+    """Step by the cycle's period on the calendar, so P1M and P3M keep the day of the month
+    (for days up to the 28th); the first step alone would otherwise repeat fixed seconds."""
+    if plan.get("period"):
+        parsed = TimerEventDefinition.parse_iso_duration(plan["period"])
+        local = due.astimezone(BEIJING)
+        return (local + TimerEventDefinition.get_timedelta_from_start(parsed, local)).astimezone(
+            due.tzinfo
+        )
+    return due + timedelta(seconds=plan["seconds"])
 
 
 def fire_start_timer(session: Session, ctx: Context, specs: "SpecCache", row: Timer) -> None:
@@ -107,7 +120,7 @@ def fire_start_timer(session: Session, ctx: Context, specs: "SpecCache", row: Ti
         if plan["cycles"] > 0:
             plan["cycles"] -= 1
         if plan["cycles"] != 0:
-            following = _advance(row.due_at + timedelta(seconds=plan["seconds"]), plan, ctx.now)
+            following = _advance(_next_occurrence(row.due_at, plan), plan, ctx.now)
     if following is None:
         row.state = "fired"
     else:

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
-from engine import EngineError
+from engine import EngineError, InvalidData
 
 from .app import get_engine
 
@@ -106,9 +106,11 @@ def instance(instance_id: int) -> dict[str, Any]:
 @bp.get("/tasks")
 @login_required
 def tasks() -> dict[str, Any]:
+    """?box=todo (default) | done | cc | started"""
     page = request.args.get("page", 1, type=int)
     per_page = request.args.get("per_page", 50, type=int)
-    return get_engine(current_app).tasks(g.username, page=page, per_page=per_page)
+    box = request.args.get("box", "todo")
+    return get_engine(current_app).tasks(g.username, box=box, page=page, per_page=per_page)
 
 
 @bp.get("/tasks/<task_id>")
@@ -138,4 +140,126 @@ def complete(task_id: str) -> dict[str, Any]:
         raise EngineError("data 必须是 JSON 对象")
     return get_engine(current_app).complete(
         task_id, data, user=g.username, opinion=body.get("opinion")
+    )
+
+
+# ------------------------------------------------- approval operations (engine/operations.py)
+def _optional_body() -> dict[str, Any]:
+    return _body() if request.get_data() else {}
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidData(f"{key} 必须是文本", {key: "必须是文本"})
+    return value
+
+
+def _names(body: dict[str, Any], key: str = "users") -> list[str]:
+    value = body.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidData("请选择人员", {key: "应为用户名列表"})
+    return value
+
+
+@bp.post("/tasks/<task_id>/transfer")
+@login_required
+def transfer(task_id: str) -> dict[str, Any]:
+    body = _body()
+    return get_engine(current_app).transfer(
+        task_id, _text(body, "to") or "", user=g.username, opinion=_text(body, "opinion")
+    )
+
+
+@bp.post("/tasks/<task_id>/delegate")
+@login_required
+def delegate(task_id: str) -> dict[str, Any]:
+    body = _body()
+    return get_engine(current_app).delegate(
+        task_id, _text(body, "to") or "", user=g.username, opinion=_text(body, "opinion")
+    )
+
+
+@bp.post("/tasks/<task_id>/add-signers")
+@login_required
+def add_signers(task_id: str) -> dict[str, Any]:
+    body = _body()
+    before = body.get("before", True)
+    if not isinstance(before, bool):
+        raise InvalidData("before 必须是 true 或 false", {"before": "应为 true 或 false"})
+    return get_engine(current_app).add_signers(
+        task_id,
+        _names(body),
+        user=g.username,
+        before=before,
+        data=body.get("data"),
+        opinion=_text(body, "opinion"),
+    )
+
+
+@bp.post("/tasks/<task_id>/return")
+@login_required
+def return_task(task_id: str) -> dict[str, Any]:
+    body = _body()
+    reason = _text(body, "reason") or _text(body, "opinion")
+    return get_engine(current_app).return_task(
+        task_id, user=g.username, reason=reason, to=_text(body, "to")
+    )
+
+
+@bp.get("/tasks/<task_id>/return-targets")
+@login_required
+def return_targets(task_id: str) -> dict[str, Any]:
+    return {"items": get_engine(current_app).return_targets(task_id, g.username)}
+
+
+@bp.post("/tasks/<task_id>/withdraw")
+@login_required
+def withdraw(task_id: str) -> dict[str, Any]:
+    body = _optional_body()
+    return get_engine(current_app).withdraw(
+        task_id, user=g.username, opinion=_text(body, "opinion")
+    )
+
+
+@bp.post("/tasks/<task_id>/urge")
+@login_required
+def urge(task_id: str) -> dict[str, Any]:
+    body = _optional_body()
+    message = _text(body, "message") or _text(body, "opinion")
+    return get_engine(current_app).urge(task_id, user=g.username, message=message)
+
+
+@bp.post("/tasks/<task_id>/cc")
+@login_required
+def cc(task_id: str) -> dict[str, Any]:
+    body = _body()
+    return get_engine(current_app).cc(
+        task_id, _names(body), user=g.username, opinion=_text(body, "opinion")
+    )
+
+
+@bp.post("/cc/<int:cc_id>/read")
+@login_required
+def cc_read(cc_id: int) -> dict[str, Any]:
+    return get_engine(current_app).mark_cc_read(cc_id, g.username)
+
+
+@bp.post("/tasks/<task_id>/reassign")
+@login_required
+def reassign(task_id: str) -> dict[str, Any]:
+    """Administrators only."""
+    body = _body()
+    return get_engine(current_app).reassign(
+        task_id, _text(body, "to") or "", user=g.username, reason=_text(body, "reason")
+    )
+
+
+@bp.post("/instances/<int:instance_id>/reset")
+@login_required
+def reset(instance_id: int) -> dict[str, Any]:
+    """Administrators only: back to an earlier step (`to`: its element id)."""
+    body = _body()
+    return get_engine(current_app).reset(
+        instance_id, _text(body, "to") or "", user=g.username, reason=_text(body, "reason")
     )

@@ -1,5 +1,6 @@
 """All engine tables. Importing this package registers every model on `Base.metadata`."""
 
+from .approvals import CarbonCopy, Opinion
 from .base import Base
 from .definitions import Deployment, DeploymentFile, ProcessVersion
 from .directory import CalendarOverride, Role, Unit, User, user_role
@@ -11,6 +12,7 @@ from .notifications import Notification
 __all__ = [
     "Base",
     "CalendarOverride",
+    "CarbonCopy",
     "Deployment",
     "DeploymentFile",
     "Event",
@@ -18,6 +20,7 @@ __all__ = [
     "HumanTaskCandidate",
     "MessageSubscription",
     "Notification",
+    "Opinion",
     "ProcessInstance",
     "ProcessVersion",
     "Role",

@@ -55,12 +55,24 @@ class HumanTask(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     form: Mapped[str | None] = mapped_column(String(255))
     instructions: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20), default="open")  # open|completed|cancelled
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    # open | waiting (for 加签 signers) | completed | returned | withdrawn | cancelled
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[timestamp]
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     submitted: Mapped[json_doc | None]
+    # Approval operations (engine/operations.py). A 加签 signer's row has kind "sign" and points
+    # at the step's own row; only kind "task" rows mirror a workflow task.
+    kind: Mapped[str] = mapped_column(String(10), default="task")  # task|sign
+    parent_task_id: Mapped[str | None] = mapped_column(ForeignKey("human_task.id"), index=True)
+    sign_mode: Mapped[str | None] = mapped_column(String(10))  # before|after while signers sign
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))  # 委派: delegator
+    delegation: Mapped[str | None] = mapped_column(String(10))  # pending|resolved
+    acted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # first claim/operation
+    urge_count: Mapped[int] = mapped_column(default=0)
+    last_urged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    return_reason: Mapped[str | None] = mapped_column(Text)  # why this step came back (退回)
 
 
 class HumanTaskCandidate(Base):

@@ -1,0 +1,99 @@
+"""What every command on a human task checks first: the lock, the task's state, who may act,
+and the people it names. Refusals change nothing and say why in Chinese."""
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import directory, queries
+from .errors import Conflict, Forbidden, InvalidData, NotFound
+from .models import HumanTask, ProcessInstance, User
+
+if TYPE_CHECKING:
+    from .engine import Actor
+
+STATUS_REFUSALS = {
+    "suspended": "流程已挂起，暂不能办理",
+    "completed": "流程已结束",
+    "terminated": "流程已终止",
+    "error": "流程运行出错，等待管理员处理",
+}
+_CLOSED = {
+    "completed": "该任务已办理，不能重复提交",
+    "returned": "该任务已退回",
+    "withdrawn": "该任务已撤回",
+    "waiting": "该任务正在等待加签人签署",
+    "cancelled": "该任务已撤销",
+}
+
+
+def task_row(session: Session, task_id: str) -> HumanTask:
+    row = session.get(HumanTask, task_id)
+    if row is None:
+        raise NotFound("任务不存在")
+    return row
+
+
+def lock(session: Session, row: HumanTask) -> ProcessInstance:
+    """Take the instance's row lock (commands on one instance run one at a time), then re-read
+    the task: whatever a racing command did to it is visible now."""
+    instance = session.scalars(
+        select(ProcessInstance).where(ProcessInstance.id == row.instance_id).with_for_update()
+    ).one()
+    session.refresh(row)
+    return instance
+
+
+def closed_refusal(row: HumanTask) -> str:
+    return _CLOSED.get(row.state, "该任务已不能办理")
+
+
+def require_state(row: HumanTask, *states: str) -> None:
+    if row.state not in (states or ("open",)):
+        raise Conflict(closed_refusal(row))
+
+
+def require_running(instance: ProcessInstance) -> None:
+    if instance.status != "running":
+        raise Conflict(STATUS_REFUSALS.get(instance.status, "流程不在运行中"))
+
+
+def check_may_act(session: Session, row: HumanTask, actor: "Actor") -> None:
+    """Only the assignee, or a candidate of an unclaimed task, acts on it (as `complete`)."""
+    if not queries.may_act_on(session, row, actor):
+        raise Forbidden("您不是该任务的办理人")
+
+
+def require_text(text: Any, field: str, message: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidData(message, {field: message})
+    return text.strip()
+
+
+def person(session: Session, username: Any, field: str) -> User:
+    """An active user named in a request; a wrong name is the request's fault (422)."""
+    if not isinstance(username, str) or not username.strip():
+        raise InvalidData("请选择人员", {field: "请选择人员"})
+    user = directory.user_by_name(session, username)
+    if user is None or not user.active:
+        message = f"用户“{username}”不存在或已停用"
+        raise InvalidData(message, {field: message})
+    return user
+
+
+def people(session: Session, usernames: Any, field: str) -> list[User]:
+    if not isinstance(usernames, list) or not usernames:
+        raise InvalidData("请选择人员", {field: "请至少选择一人"})
+    found: dict[int, User] = {}
+    for username in usernames:
+        user = person(session, username, field)
+        found[user.id] = user
+    return list(found.values())
+
+
+def usernames(session: Session, user_ids: list[int]) -> dict[int, str]:
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {user_id: name for user_id, name in rows}

@@ -1,0 +1,302 @@
+"""The approval operations Chinese offices expect, on top of SpiffWorkflow.
+
+Each is one command (one transaction, under the instance's lock), checks who may do it, writes
+an audit event and an opinion row (审批意见), and notifies the people it concerns. `Engine`
+exposes them (approval_commands.py); the JSON API maps them to `/tasks/<id>/…`.
+
+* 转办 `transfer`: the task becomes another person's. The workflow does not notice.
+* 委派 `delegate`: the delegate handles the task and their completion goes back to the owner
+  (`resolve`), who confirms and completes it. Their data is put on the task, not submitted.
+* 加签 `signing.add_signers`: extra signers sign before the approver acts (前加签), or after
+  the approver has given their data (后加签). The step completes only when all have signed.
+* 会签 / 或签: a multi-instance user task whose `approvalMode` is `all` or `any` (see
+  approval_steps). One approver's return returns the whole step.
+* 退回 `returns.return_task`: to the previous human step, to the initiator, or to a step listed
+  in `returnTargets`, with a mandatory reason. The returned-to person gets the step again with
+  the reason and their earlier data. Inside parallel branches and 会签 steps, see rewind.
+* 撤回 `returns.withdraw`: the completer takes a step back while nothing it opened has been
+  claimed, completed or otherwise acted on (`HumanTask.acted_at`).
+* 催办 `urge_task`: counted on the task, logged and notified. Timers' automatic reminders
+  call it too.
+* 抄送 copies: declared in BPMN (`ccUsers`, `ccRoles`) or chosen by the sender; CC'd people
+  see the instance read-only in their CC box and mark it read.
+* Admin: `reassign` any open task, `returns.reset` an instance to an earlier step.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import (
+    acting,
+    audit,
+    completion,
+    copies,
+    notifications,
+    opinions,
+    queries,
+    returns,
+    rewind,
+    signing,
+)
+from .errors import Conflict, InvalidData
+from .models import HumanTask, HumanTaskCandidate, User
+from .runtime import Run
+
+if TYPE_CHECKING:
+    from .engine import Actor
+
+
+def complete(
+    run: Run, row: HumanTask, data: dict[str, Any], actor: "Actor | None", opinion: str | None
+) -> dict[str, Any]:
+    """Complete whatever `row` is: a step, a 加签 signature, a delegate's answer, or — for a
+    会签 approver whose form says `decision: return` — the return of the whole step."""
+    actor_id = actor.id if actor else run.ctx.actor_id
+    if actor is not None:
+        acting.check_may_act(run.session, row, actor)
+    if row.kind == "sign":
+        return signing.sign(run, row, data, actor_id, opinion)
+    if row.delegation == "pending":
+        return resolve(run, row, data, actor_id, opinion)
+    task = run.ready_task(row.id)
+    if data.get("decision") == "return" and rewind.own_step(task) is not task:
+        reason = acting.require_text(data.get("reason") or opinion, "reason", "请填写退回原因")
+        return returns.return_task(run, row, actor_id, data.get("return_to"), reason, data)
+    completion.finish(run, row, task, data, actor_id, opinion)
+    return queries.instance_summary(run.instance, None)
+
+
+# ------------------------------------------------------------------ 转办 / 委派
+def transfer(
+    session: Session, now: datetime, row: HumanTask, actor: "Actor", to: User, opinion: str | None
+) -> dict[str, Any]:
+    _check_handover(session, row, actor, to)
+    row.assignee_id, row.acted_at = to.id, row.acted_at or now
+    _handed_over(session, now, row, actor, to, "transfer", opinion)
+    notifications.notify(
+        session,
+        [to.id],
+        "task",
+        f"转办：{row.title}",
+        now,
+        body=opinion,
+        instance_id=row.instance_id,
+        task_id=row.id,
+    )
+    return {"id": row.id, "assignee": to.username}
+
+
+def delegate(
+    session: Session, now: datetime, row: HumanTask, actor: "Actor", to: User, opinion: str | None
+) -> dict[str, Any]:
+    _check_handover(session, row, actor, to)
+    if row.kind != "task":
+        raise Conflict("加签任务不能委派")
+    row.owner_id, row.assignee_id, row.delegation = actor.id, to.id, "pending"
+    row.acted_at = row.acted_at or now
+    _handed_over(session, now, row, actor, to, "delegate", opinion)
+    notifications.notify(
+        session,
+        [to.id],
+        "task",
+        f"委派：{row.title}（处理后交回委派人确认）",
+        now,
+        body=opinion,
+        instance_id=row.instance_id,
+        task_id=row.id,
+    )
+    return {"id": row.id, "assignee": to.username, "owner": actor.username}
+
+
+def resolve(
+    run: Run, row: HumanTask, data: dict[str, Any], actor_id: int | None, opinion: str | None
+) -> dict[str, Any]:
+    """The delegate's answer: their data goes on the task and the task goes back to its owner."""
+    session, now = run.session, run.ctx.now
+    task = run.ready_task(row.id)
+    before = dict(task.data)
+    task.data.update(data)
+    row.assignee_id, row.delegation = row.owner_id, "resolved"
+    audit.record(
+        session,
+        "task_delegation_resolved",
+        now,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor_id,
+        reason=opinion,
+        data_change=audit.data_change(before, data),
+    )
+    opinions.record(session, now, row, "resolve", actor_id, opinion)
+    notifications.notify(
+        session,
+        [row.owner_id] if row.owner_id else [],
+        "task",
+        f"委派任务已处理，请确认办理：{row.title}",
+        now,
+        body=opinion,
+        instance_id=row.instance_id,
+        task_id=row.id,
+    )
+    run.save()
+    return queries.instance_summary(run.instance, None)
+
+
+def reassign(
+    session: Session, now: datetime, row: HumanTask, actor_id: int | None, to: User, reason: str
+) -> dict[str, Any]:
+    """An administrator gives any open task to someone; a pending delegation ends with it."""
+    acting.require_state(row, "open", "waiting")
+    before = row.assignee_id
+    row.assignee_id, row.owner_id, row.delegation = to.id, None, None
+    audit.record(
+        session,
+        "task_reassigned",
+        now,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor_id,
+        reason=reason,
+        detail={
+            "from": acting.usernames(session, [before] if before else []).get(before or 0),
+            "to": to.username,
+        },
+    )
+    opinions.record(session, now, row, "reassign", actor_id, reason, {"to": to.username})
+    notifications.notify(
+        session,
+        [to.id],
+        "task",
+        f"管理员改派：{row.title}",
+        now,
+        body=reason,
+        instance_id=row.instance_id,
+        task_id=row.id,
+    )
+    return {"id": row.id, "assignee": to.username}
+
+
+_HANDOVER_EVENTS = {"transfer": "task_transferred", "delegate": "task_delegated"}
+
+
+def _check_handover(session: Session, row: HumanTask, actor: "Actor", to: User) -> None:
+    acting.require_state(row)
+    acting.check_may_act(session, row, actor)
+    if row.delegation == "pending":
+        raise Conflict("委派中的任务不能再转办或委派，请等待被委派人处理")
+    if to.id == actor.id:
+        raise InvalidData("不能交给自己", {"to": "不能交给自己"})
+
+
+def _handed_over(
+    session: Session,
+    now: datetime,
+    row: HumanTask,
+    actor: "Actor",
+    to: User,
+    kind: str,
+    opinion: str | None,
+) -> None:
+    detail = {"from": actor.username, "to": to.username}
+    audit.record(
+        session,
+        _HANDOVER_EVENTS[kind],
+        now,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor.id,
+        reason=opinion,
+        detail=detail,
+    )
+    opinions.record(session, now, row, kind, actor.id, opinion, detail)
+
+
+# ------------------------------------------------------------------ 催办
+def urge_task(
+    session: Session,
+    at: datetime,
+    row: HumanTask,
+    *,
+    message: str | None = None,
+    actor_id: int | None = None,
+    kind: str = "reminder",
+    title: str | None = None,
+    also: Iterable[int] = (),
+) -> int:
+    """The one 催办 mechanism, for people and for timers' automatic reminders: counts it on the
+    task, logs it and notifies whoever can act (the assignee, else every candidate) and `also`.
+    A task waiting for 加签 signers urges the signers. Returns how many were notified."""
+    targets = [row]
+    if row.state == "waiting":
+        targets = list(
+            session.scalars(
+                select(HumanTask).where(
+                    HumanTask.parent_task_id == row.id, HumanTask.state == "open"
+                )
+            )
+        )
+    people = set(also)
+    session.execute(  # counted in SQL: two urges at once both count
+        update(HumanTask)
+        .where(HumanTask.id.in_({row.id, *(t.id for t in targets)}))
+        .values(urge_count=HumanTask.urge_count + 1, last_urged_at=at)
+    )
+    for target in targets:
+        people |= _who_acts(session, target)
+    audit.record(
+        session,
+        "task_urged",
+        at,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor_id,
+        reason=message,
+        detail={"automatic": actor_id is None, "notified": len(people)},
+    )
+    return notifications.notify(
+        session,
+        people,
+        kind,
+        title or f"催办：{row.title}",
+        at,
+        body=message,
+        instance_id=row.instance_id,
+        task_id=row.id,
+    )
+
+
+def _who_acts(session: Session, row: HumanTask) -> set[int]:
+    if row.assignee_id:
+        return {row.assignee_id}
+    return set(
+        session.scalars(
+            select(HumanTaskCandidate.user_id).where(HumanTaskCandidate.task_id == row.id)
+        )
+    )
+
+
+# ------------------------------------------------------------------ 抄送
+def copy_task(
+    session: Session,
+    now: datetime,
+    row: HumanTask,
+    actor: "Actor",
+    users: list[User],
+    opinion: str | None,
+) -> dict[str, Any]:
+    """The person handling (or who handled) a step copies its instance to others."""
+    if row.completed_by_id != actor.id and not actor.is_admin:
+        acting.require_state(row, "open", "waiting")
+        acting.check_may_act(session, row, actor)
+    copied = copies.copy(session, now, row, [u.id for u in users], actor.id, opinion)
+    names = acting.usernames(session, copied)
+    opinions.record(session, now, row, "cc", actor.id, opinion, {"users": list(names.values())})
+    return {"id": row.id, "copied": sorted(names.values())}

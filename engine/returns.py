@@ -1,0 +1,298 @@
+"""退回, 撤回 and an administrator's reset: the operations that send an instance back.
+
+All three rewind the task tree to an earlier step (see rewind for what that means in
+SpiffWorkflow terms) and then re-open that step for the person who did it before, with their
+earlier data filled in and, for a return, the reason shown on the task and sent to them.
+"""
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+
+from . import acting, audit, directory, notifications, opinions, queries, rewind
+from .approval_steps import INITIATOR, listed, properties
+from .bpmn import json_safe
+from .errors import Conflict, Forbidden, InvalidData
+from .models import HumanTask, HumanTaskCandidate
+from .runtime import Run
+
+if TYPE_CHECKING:
+    from .engine import Actor
+
+PREVIOUS = "previous"
+
+
+def return_task(
+    run: Run,
+    row: HumanTask,
+    actor_id: int | None,
+    to: Any,
+    reason: str,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the step of `row` (or, for a signer's row, the step it signs) to an earlier one."""
+    session, now = run.session, run.ctx.now
+    main = row if row.kind == "task" else acting.task_row(session, row.parent_task_id or "")
+    task = run.ready_task(main.id)
+    step = _choose(run, task, to)
+    before = _ready_ids(run)
+    for closing in {row.id: row, main.id: main}.values():
+        closing.state, closing.ended_at, closing.completed_by_id = "returned", now, actor_id
+        closing.acted_at = closing.acted_at or now
+    row.submitted = json_safe(data) if data else row.submitted
+    detail = {"to": step.element, "to_title": step.title}
+    audit.record(
+        session,
+        "task_returned",
+        now,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor_id,
+        reason=reason,
+        detail=detail,
+    )
+    opinions.record(session, now, row, "return", actor_id, reason, detail)
+    reopened = _restart(run, step.reset_point, before, reason)
+    return {
+        **queries.instance_summary(run.instance, None),
+        "returned_to": step.title,
+        "tasks": reopened,
+    }
+
+
+def targets(run: Run, row: HumanTask) -> list[dict[str, Any]]:
+    """Where the step of `row` may be returned to, for the 退回 dialog."""
+    task = run.ready_task(row.id if row.kind == "task" else row.parent_task_id or "")
+    steps = rewind.targets(task)
+    allowed = set(listed(properties(task.task_spec).get("returnTargets")))
+    found = []
+    initiator = _initiator_step(run, steps)
+    for index, step in enumerate(steps):
+        kinds = [PREVIOUS] if index == 0 else []
+        kinds += [INITIATOR] if step is initiator else []
+        kinds += ["allowed"] if step.element in allowed else []
+        if kinds:
+            found.append({"to": step.element, "title": step.title, "kinds": kinds})
+    return found
+
+
+def withdraw(run: Run, row: HumanTask, actor: "Actor", opinion: str | None) -> dict[str, Any]:
+    """The completer takes a step back while nobody has acted on what it opened."""
+    session, now = run.session, run.ctx.now
+    if row.kind != "task":
+        raise Conflict("加签意见不能撤回")
+    if row.completed_by_id != actor.id:
+        raise Forbidden("只有办理人本人可以撤回")
+    acting.require_state(row, "completed")
+    task = _in_tree(run, row.id)
+    next_rows = _untouched_next(run, task)
+    before = _ready_ids(run)
+    row.state = "withdrawn"
+    audit.record(
+        session,
+        "task_withdrawn",
+        now,
+        instance_id=row.instance_id,
+        task_id=row.id,
+        task_title=row.title,
+        actor_id=actor.id,
+        reason=opinion,
+    )
+    opinions.record(session, now, row, "withdraw", actor.id, opinion)
+    reopened = _restart(run, task, before, None)
+    _tell_withdrawn(run, next_rows, row.title)
+    return {**queries.instance_summary(run.instance, None), "tasks": reopened}
+
+
+def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any]:
+    """An administrator sends a running (or failed) instance back to an earlier step."""
+    step = next(
+        (
+            s
+            for task in _live(run)
+            for s in rewind.targets(task, same_round=False)
+            if s.element == to
+        ),
+        None,
+    )
+    if step is None:
+        raise InvalidData("找不到可重置到的步骤", {"to": f"当前步骤之前没有“{to}”"})
+    before = _ready_ids(run)
+    audit.record(
+        run.session,
+        "instance_reset",
+        run.ctx.now,
+        instance_id=run.instance.id,
+        actor_id=actor_id,
+        reason=reason,
+        detail={"to": step.element, "to_title": step.title},
+    )
+    run.instance.status, run.instance.error_message, run.instance.error_task = "running", None, None
+    reopened = _restart(run, step.reset_point, before, reason)
+    return {
+        **queries.instance_summary(run.instance, None),
+        "reset_to": step.title,
+        "tasks": reopened,
+    }
+
+
+# ------------------------------------------------------------------ choosing
+def _choose(run: Run, task: Any, to: Any) -> rewind.Step:
+    steps = rewind.targets(task)
+    if not steps:
+        raise Conflict("本步骤之前没有可退回的步骤")
+    if to in (None, "", PREVIOUS):
+        return steps[0]
+    if to == INITIATOR:
+        step = _initiator_step(run, steps)
+        if step is None:
+            raise Conflict("发起人没有办理过本步骤之前的步骤，不能退回发起人")
+        return step
+    allowed = listed(properties(task.task_spec).get("returnTargets"))
+    if to != steps[0].element and to not in allowed:
+        raise InvalidData("不能退回到该步骤", {"to": f"流程未允许本步骤退回到“{to}”"})
+    step = next((s for s in steps if s.element == to), None)
+    if step is None:
+        raise InvalidData("不能退回到该步骤", {"to": f"“{to}”不在本步骤之前，不能退回"})
+    return step
+
+
+def _initiator_step(run: Run, steps: list[rewind.Step]) -> rewind.Step | None:
+    """The earliest step the instance's initiator completed, within reach."""
+    ids = [str(s.task.id) for s in steps]
+    done_by = dict(
+        run.session.execute(
+            select(HumanTask.id, HumanTask.completed_by_id).where(HumanTask.id.in_(ids))
+        ).all()
+    )
+    starter = run.instance.started_by_id
+    return next(
+        (s for s in reversed(steps) if starter and done_by.get(str(s.task.id)) == starter), None
+    )
+
+
+# ------------------------------------------------------------------ re-opening
+def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -> list[str]:
+    """Rewind, run on, and give each re-opened step its earlier data and earlier person."""
+    rewind.rewind(reset_point)
+    run.advance()
+    reopened = [
+        t
+        for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)
+        if str(t.id) not in before
+    ]
+    earlier = {str(t.id): _earlier_row(run, t) for t in reopened}
+    for task in reopened:
+        prior = earlier[str(task.id)]
+        if prior is not None and prior.submitted:
+            task.data.update(prior.submitted)
+    run.save()
+    for task_id, prior in earlier.items():
+        _reopen_row(run, task_id, prior, reason)
+    return list(earlier)
+
+
+def _earlier_row(run: Run, task: Any) -> HumanTask | None:
+    query = (
+        select(HumanTask)
+        .where(
+            HumanTask.instance_id == run.instance.id,
+            HumanTask.kind == "task",
+            HumanTask.name == rewind.element(task),
+            HumanTask.state.in_(("completed", "withdrawn")),
+        )
+        .order_by(HumanTask.ended_at.desc(), HumanTask.created_at.desc())
+    )
+    if rewind.own_step(task) is not task:  # a 会签 instance: the same approver's earlier vote
+        query = query.where(HumanTask.completed_by_id == _approver(run, task))
+    return run.session.scalars(query.limit(1)).first()
+
+
+def _approver(run: Run, task: Any) -> int | None:
+    expression = properties(task.task_spec).get("assignee")
+    if not expression:
+        return None
+    try:
+        username = run.workflow.script_engine.evaluate(task, expression)
+    except Exception:  # noqa: BLE001 — no earlier vote to show is not an error
+        return None
+    user = directory.user_by_name(run.session, str(username))
+    return user.id if user else None
+
+
+def _reopen_row(run: Run, task_id: str, prior: HumanTask | None, reason: str | None) -> None:
+    row = run.session.get(HumanTask, task_id)
+    if row is None or row.state != "open":
+        return
+    row.return_reason = reason
+    if prior is not None and row.assignee_id is None:
+        row.assignee_id = prior.completed_by_id
+    if reason and row.assignee_id:
+        notifications.notify(
+            run.session,
+            [row.assignee_id],
+            "return",
+            f"退回：{row.title}",
+            run.ctx.now,
+            body=reason,
+            instance_id=row.instance_id,
+            task_id=row.id,
+        )
+
+
+# ------------------------------------------------------------------ withdrawing
+def _in_tree(run: Run, task_id: str) -> Any:
+    try:
+        task = run.workflow.get_task_from_id(UUID(task_id))
+    except Exception as exc:  # noqa: BLE001 — pruned: the process has long moved on
+        raise Conflict("下一步已办理，不能撤回") from exc
+    if rewind.own_step(task) is not task:
+        raise Conflict("会签/或签中的单人意见不能撤回，请由下一步退回")
+    return task
+
+
+def _untouched_next(run: Run, task: Any) -> list[HumanTask]:
+    if any(rewind.finished_human_tasks(task)):
+        raise Conflict("下一步已办理，不能撤回")
+    rows = [run.session.get(HumanTask, str(t.id)) for t in rewind.live_human_tasks(task)]
+    if any(r is None or r.state != "open" or r.acted_at is not None for r in rows):
+        raise Conflict("下一步已开始办理，不能撤回")
+    return [r for r in rows if r is not None]
+
+
+def _tell_withdrawn(run: Run, rows: list[HumanTask], title: str) -> None:
+    people: set[int] = set()
+    for row in rows:
+        people |= {row.assignee_id} if row.assignee_id else set(_candidates(run, row))
+    notifications.notify(
+        run.session,
+        people,
+        "withdraw",
+        f"上一步“{title}”已撤回，相关待办已取消",
+        run.ctx.now,
+        instance_id=run.instance.id,
+    )
+
+
+def _candidates(run: Run, row: HumanTask) -> list[int]:
+    return list(
+        run.session.scalars(
+            select(HumanTaskCandidate.user_id).where(HumanTaskCandidate.task_id == row.id)
+        )
+    )
+
+
+def _ready_ids(run: Run) -> set[str]:
+    return {str(t.id) for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+def _live(run: Run) -> list[Any]:
+    """Where the instance stands: its open user tasks, and a failed task if there is one."""
+    return [
+        t
+        for t in run.workflow.get_tasks()
+        if (t.state == TaskState.READY and t.task_spec.manual) or t.state == TaskState.ERROR
+    ]
