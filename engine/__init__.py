@@ -2,6 +2,7 @@
 
 Free of the domain and of Flask."""
 
+from . import scenarios
 from .clock import Clock, FixedClock, SystemClock
 from .engine import Actor, Engine
 from .errors import Conflict, DefinitionError, EngineError, Forbidden, InvalidData, NotFound
@@ -18,4 +19,5 @@ __all__ = [
     "InvalidData",
     "NotFound",
     "SystemClock",
+    "scenarios",
 ]

@@ -23,6 +23,7 @@ from . import (
     definitions,
     directory,
     handlers,
+    ledger,
     notifications,
     operations,
     queries,
@@ -367,6 +368,13 @@ class Engine(ApprovalCommands):
         if not delivered:
             raise NotFound(f"没有正在等待消息“{name}”的流程实例")
         return delivered
+
+    # -------------------------------------------------------------- ledger
+    def items(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
+        """Tracked items with their lights; see engine/ledger.py for the filters."""
+        with self.read_session() as session:
+            self._actor(session, user)
+            return ledger.ledger(session, self.clock.now(), self.calendar(), **filters)
 
     # ------------------------------------------------------- notifications
     def notifications(

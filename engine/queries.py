@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from . import approval_views
+from . import approval_views, items
 from .bpmn import json_safe, load_state
 from .errors import Forbidden, NotFound
 from .lights import light
@@ -17,6 +17,7 @@ from .models import (
     HumanTaskCandidate,
     ProcessInstance,
     ProcessVersion,
+    TrackedItem,
     Unit,
     User,
 )
@@ -218,6 +219,11 @@ def instance_detail(
             "started_at": instance.started_at.isoformat(),
             "ended_at": instance.ended_at.isoformat() if instance.ended_at else None,
             "parent_instance_id": instance.parent_instance_id,
+            "parent": _linked(session, [instance.parent_instance_id])[0]
+            if instance.parent_instance_id
+            else None,
+            "children": _linked(session, _child_ids(session, instance_id)),
+            "items": _items_of(session, instance_id, now, calendar),
             "data": json_safe(current_data(workflow)),
             "tasks": [task_summary(t, u, n, now, calendar) for t, u, n in tasks],
             "history": [_event_dict(e, username) for e, username in events],
@@ -239,3 +245,47 @@ def _event_dict(event: Event, username: str | None) -> dict[str, Any]:
         "data_change": event.data_change,
         "detail": event.detail,
     }
+
+
+def _child_ids(session: Session, instance_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(ProcessInstance.id)
+            .where(ProcessInstance.parent_instance_id == instance_id)
+            .order_by(ProcessInstance.id)
+        )
+    )
+
+
+def _linked(session: Session, ids: list[int | None]) -> list[dict[str, Any]]:
+    """Parent or child instances as links: each end of a hand-off shows the other."""
+    rows = session.execute(
+        select(ProcessInstance, ProcessVersion.name)
+        .join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
+        .where(ProcessInstance.id.in_([i for i in ids if i]))
+        .order_by(ProcessInstance.id)
+    ).all()
+    return [
+        {
+            "id": i.id,
+            "process": i.process_key,
+            "process_name": name,
+            "title": i.title,
+            "status": i.status,
+        }
+        for i, name in rows
+    ]
+
+
+def _items_of(
+    session: Session, instance_id: int, now: datetime, calendar: WorkdayCalendar
+) -> list[dict[str, Any]]:
+    rows = list(
+        session.scalars(
+            select(TrackedItem)
+            .where(TrackedItem.instance_id == instance_id)
+            .order_by(TrackedItem.id)
+        )
+    )
+    units = dict(session.execute(select(Unit.id, Unit.name)).all()) if rows else {}
+    return [items.summary(row, units, now, calendar) for row in rows]

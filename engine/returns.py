@@ -15,7 +15,7 @@ from . import acting, audit, directory, notifications, opinions, queries, rewind
 from .approval_steps import INITIATOR, listed, properties
 from .bpmn import json_safe
 from .errors import Conflict, Forbidden, InvalidData
-from .models import HumanTask, HumanTaskCandidate
+from .models import HumanTask, HumanTaskCandidate, Opinion
 from .runtime import Run
 
 if TYPE_CHECKING:
@@ -177,6 +177,7 @@ def _initiator_step(run: Run, steps: list[rewind.Step]) -> rewind.Step | None:
 # ------------------------------------------------------------------ re-opening
 def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -> list[str]:
     """Rewind, run on, and give each re-opened step its earlier data and earlier person."""
+    last_run = run.session.get(HumanTask, str(reset_point.id))  # the reset step's own row
     rewind.rewind(reset_point)
     run.advance()
     reopened = [
@@ -184,7 +185,10 @@ def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -
         for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)
         if str(t.id) not in before
     ]
-    earlier = {str(t.id): _earlier_row(run, t) for t in reopened}
+    earlier = {
+        str(t.id): last_run if t is reset_point and last_run else _earlier_row(run, t)
+        for t in reopened
+    }
     for task in reopened:
         prior = earlier[str(task.id)]
         if prior is not None and prior.submitted:
@@ -204,7 +208,8 @@ def _earlier_row(run: Run, task: Any) -> HumanTask | None:
             HumanTask.name == rewind.element(task),
             HumanTask.state.in_(("completed", "withdrawn")),
         )
-        .order_by(HumanTask.ended_at.desc(), HumanTask.created_at.desc())
+        .join(Opinion, Opinion.task_id == HumanTask.id)  # opinion ids order rows in time
+        .order_by(Opinion.id.desc())
     )
     if rewind.own_step(task) is not task:  # a 会签 instance: the same approver's earlier vote
         query = query.where(HumanTask.completed_by_id == _approver(run, task))

@@ -20,6 +20,7 @@ import yaml
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from .bpmn import running_at
 from .clock import FixedClock
 from .engine import Engine
 from .errors import EngineError
@@ -135,9 +136,12 @@ def prepare_with(
 
 
 # ------------------------------------------------------------------ running
-def run(scenario: Scenario, url: str) -> Outcome:
-    at = scenario.spec.get("at")
-    clock = FixedClock(datetime.fromisoformat(str(at)) if at else DEFAULT_START)
+def run(scenario: Scenario, url: str, now: datetime | None = None) -> Outcome:
+    """Run one scenario on the database at `url`.
+
+    With `now` (seeding live data, e.g. the demo), the scenario starts `ago` before `now`
+    and the clock ends at `now`, so what it leaves in flight is current."""
+    clock = FixedClock(_start_time(scenario.spec, now))
     engine = Engine(url, clock=clock)
     runner = _Runner(engine, clock, scenario)
     try:
@@ -145,6 +149,8 @@ def run(scenario: Scenario, url: str) -> Outcome:
         for index, step in enumerate(scenario.spec.get("steps") or [], start=1):
             runner.step_no = index
             runner.step(step)
+        if now is not None and now > clock.now():
+            runner.step({"wait": {"until": now.isoformat()}})
         return Outcome(scenario, True)
     except ScenarioFailed as failure:
         return Outcome(scenario, False, runner.step_no, str(failure))
@@ -152,6 +158,13 @@ def run(scenario: Scenario, url: str) -> Outcome:
         return Outcome(scenario, False, runner.step_no, f"意外的错误：{exc.message}")
     finally:
         engine.close()
+
+
+def _start_time(spec: dict[str, Any], now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.fromisoformat(str(spec["at"])) if spec.get("at") else DEFAULT_START
+    ago = spec.get("ago") or {}
+    return now - timedelta(days=float(ago.get("days", 0)), hours=float(ago.get("hours", 0)))
 
 
 class _Runner:
@@ -355,6 +368,18 @@ class _Runner:
             raise ScenarioFailed(f"流程记录中缺少事件：{missing}")
 
     # --------------------------------------------------------------- helpers
+    def _values(self, value: Any) -> Any:
+        """Data values written `=expression` are computed with the script helpers at the
+        scenario's own time, e.g. `=workdays_after(3)` or `=days_after(-5)[:10]`."""
+        if isinstance(value, dict):
+            return {key: self._values(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._values(item) for item in value]
+        if isinstance(value, str) and value.startswith("="):
+            with running_at(self.clock):
+                return self.engine.script_engine.environment.evaluate(value[1:], {})
+        return value
+
     def _family(self, session: Any) -> set[int]:
         family, frontier = {self.root}, {self.root}
         while frontier:

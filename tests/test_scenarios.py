@@ -204,3 +204,30 @@ def test_check_filters_by_pattern(
     result = CliRunner().invoke(cli, ["check", str(folder), "-k", "销号"])
     assert result.exit_code == 0, result.output
     assert "通过 1 个" in result.output
+
+
+def test_ledger_and_links_show_both_ends(engine, folder: Path) -> None:
+    county = yaml.safe_load((folder / "county.yaml").read_text(encoding="utf-8"))
+    engine.load_directory(county, "pw")
+    engine.deploy(folder)
+    started = engine.start(
+        "tiny_item", {"title": "修渠", "lead_unit": "nyncj", "deadline": "2026-12-02"}, user="staff"
+    )
+    task = engine.tasks("unit_liaison")["items"][0]
+    engine.complete(task["id"], {}, user="unit_liaison")
+
+    parent = engine.instance(started["id"])
+    assert [c["process"] for c in parent["children"]] == ["tiny_child"]
+    child = engine.instance(parent["children"][0]["id"])
+    assert child["parent"]["id"] == started["id"]
+    assert child["data"]["parent_instance_id"] == started["id"]
+    assert parent["items"][0]["status"] == "已销号"
+
+    other = engine.start(
+        "tiny_item", {"title": "修桥", "lead_unit": "nyncj", "deadline": "2026-12-02"}, user="staff"
+    )
+    assert engine.items(kind="督办事项", light="yellow")["total"] == 1  # due within 3 workdays
+    assert engine.items(kind="督办事项", closed=True)["items"][0]["title"] == "修渠"
+    assert engine.items(kind="督办事项", unit="农业农村局")["total"] == 2
+    assert engine.items(kind="督办事项", unit="cgz")["total"] == 0
+    assert other["id"] != started["id"]
