@@ -1,6 +1,7 @@
 """JSON Schema forms: checked at deploy; every submission is validated before the engine sees it."""
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -9,6 +10,9 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from .errors import InvalidData
 
 _FORMAT_CHECKER = FormatChecker()
+_DIRECTORY: ContextVar[dict[str, Callable[[str], bool]] | None] = ContextVar(
+    "duban_form_directory", default=None
+)
 
 _TYPE_NAMES = {
     "string": "文本",
@@ -39,26 +43,45 @@ def validate(
     """Raise InvalidData mapping each failing field path to a Chinese message.
 
     `known` checks the directory formats: {"unit": code exists?, "user": username exists?}."""
-    checker = _FORMAT_CHECKER
-    if known:
-        checker = FormatChecker()
-        checker.checkers = dict(_FORMAT_CHECKER.checkers)
-        for name, exists in known.items():
-            checker.checkers[name] = (_directory_check(exists), ())
-    validator = Draft202012Validator(schema, format_checker=checker)
+    token = _DIRECTORY.set(known or {})
+    try:
+        found = sorted(
+            _cached_validator(schema).iter_errors(data), key=lambda e: list(map(str, e.path))
+        )
+    finally:
+        _DIRECTORY.reset(token)
     errors: dict[str, str] = {}
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+    for error in found:
         field = _field_path(error)
         errors.setdefault(field, _message(schema, error))
     if errors:
         raise InvalidData("表单填写有误，请按提示修改后重新提交", errors)
 
 
-def _directory_check(exists: Callable[[str], bool]) -> Callable[[object], bool]:
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _cached_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """Deployed forms never change, so one validator per schema object serves every submission."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, Draft202012Validator(schema, format_checker=_FORMAT_CHECKER))
+        _VALIDATORS[id(schema)] = cached
+    return cached[1]
+
+
+def _directory_format(name: str) -> Callable[[object], bool]:
+    """`"format": "unit"` / `"user"`: checked against the directory when the caller can."""
+
     def check(value: object) -> bool:
-        return not isinstance(value, str) or value == "" or exists(value)
+        exists = (_DIRECTORY.get() or {}).get(name)
+        return exists is None or not isinstance(value, str) or value == "" or exists(value)
 
     return check
+
+
+for _name in ("unit", "user"):
+    _FORMAT_CHECKER.checks(_name)(_directory_format(_name))
 
 
 def _field_path(error: ValidationError) -> str:

@@ -233,23 +233,13 @@ def urge_task(
     """The one 催办 mechanism, for people and for timers' automatic reminders: counts it on the
     task, logs it and notifies whoever can act (the assignee, else every candidate) and `also`.
     A task waiting for 加签 signers urges the signers. Returns how many were notified."""
-    targets = [row]
-    if row.state == "waiting":
-        targets = list(
-            session.scalars(
-                select(HumanTask).where(
-                    HumanTask.parent_task_id == row.id, HumanTask.state == "open"
-                )
-            )
-        )
-    people = set(also)
+    targets = _signers(session, row) if row.state == "waiting" else [row]
     session.execute(  # counted in SQL: two urges at once both count
         update(HumanTask)
         .where(HumanTask.id.in_({row.id, *(t.id for t in targets)}))
         .values(urge_count=HumanTask.urge_count + 1, last_urged_at=at)
     )
-    for target in targets:
-        people |= _who_acts(session, target)
+    people = set(also).union(*(_who_acts(session, target) for target in targets))
     audit.record(
         session,
         "task_urged",
@@ -271,6 +261,11 @@ def urge_task(
         instance_id=row.instance_id,
         task_id=row.id,
     )
+
+
+def _signers(session: Session, row: HumanTask) -> list[HumanTask]:
+    query = select(HumanTask).where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
+    return list(session.scalars(query))
 
 
 def _who_acts(session: Session, row: HumanTask) -> set[int]:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from . import acting, audit, directory, notifications, opinions, queries, rewind
 from .approval_steps import INITIATOR, listed, properties
 from .bpmn import json_safe
 from .errors import Conflict, Forbidden, InvalidData
-from .models import HumanTask, HumanTaskCandidate, Opinion
-from .runtime import Run
+from .models import HumanTask, HumanTaskCandidate, Notification, Opinion
+from .runtime import Run, cancel_signers
 
 if TYPE_CHECKING:
     from .engine import Actor
@@ -35,12 +35,15 @@ def return_task(
     """Return the step of `row` (or, for a signer's row, the step it signs) to an earlier one."""
     session, now = run.session, run.ctx.now
     main = row if row.kind == "task" else acting.task_row(session, row.parent_task_id or "")
+    if main.delegation == "pending":
+        raise Conflict("委派中的任务不能退回，请办理后交回委派人决定")
     task = run.ready_task(main.id)
     step = _choose(run, task, to)
     before = _ready_ids(run)
     for closing in {row.id: row, main.id: main}.values():
         closing.state, closing.ended_at, closing.completed_by_id = "returned", now, actor_id
         closing.acted_at = closing.acted_at or now
+    cancel_signers(session, main, now)
     row.submitted = json_safe(data) if data else row.submitted
     detail = {"to": step.element, "to_title": step.title}
     audit.record(
@@ -120,6 +123,9 @@ def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any
     )
     if step is None:
         raise InvalidData("找不到可重置到的步骤", {"to": f"当前步骤之前没有“{to}”"})
+    failed = [t for t in _live(run) if t.state == TaskState.ERROR]
+    if any(not rewind.is_below(t, step.reset_point) for t in failed):
+        raise Conflict("出错的步骤不在重置范围内，请重置到更早的步骤或先重试")
     before = _ready_ids(run)
     audit.record(
         run.session,
@@ -208,8 +214,8 @@ def _earlier_row(run: Run, task: Any) -> HumanTask | None:
             HumanTask.name == rewind.element(task),
             HumanTask.state.in_(("completed", "withdrawn")),
         )
-        .join(Opinion, Opinion.task_id == HumanTask.id)  # opinion ids order rows in time
-        .order_by(Opinion.id.desc())
+        .outerjoin(Opinion, Opinion.task_id == HumanTask.id)  # opinion ids order rows in time
+        .order_by(Opinion.id.desc().nulls_last(), HumanTask.ended_at.desc())
     )
     if rewind.own_step(task) is not task:  # a 会签 instance: the same approver's earlier vote
         query = query.where(HumanTask.completed_by_id == _approver(run, task))
@@ -235,6 +241,14 @@ def _reopen_row(run: Run, task_id: str, prior: HumanTask | None, reason: str | N
     row.return_reason = reason
     if prior is not None and row.assignee_id is None:
         row.assignee_id = prior.completed_by_id
+        # the pool was told of a new task that is now the earlier person's; nobody saw it yet
+        run.session.execute(
+            delete(Notification).where(
+                Notification.task_id == row.id,
+                Notification.kind == "task",
+                Notification.user_id != row.assignee_id,
+            )
+        )
     if reason and row.assignee_id:
         notifications.notify(
             run.session,

@@ -137,6 +137,11 @@ def rewind(reset_point: Task) -> None:
         _rekey(reset_point)
 
 
+def is_below(task: Task, ancestor: Task) -> bool:
+    """Whether `ancestor` is above `task` in its tree (iteratively: trees may be deep)."""
+    return any(node is ancestor for node in _ancestors(task, 10**6))
+
+
 def live_human_tasks(below: Task) -> Iterator[Task]:
     """READY user tasks in the subtree of `below` (its own subprocess tree only)."""
     stack = list(below.children)

@@ -166,7 +166,7 @@ class Run:
             known.add(row.id)
             if row.id not in ready:
                 row.state, row.ended_at = "cancelled", self.ctx.now
-                self._cancel_signers(row)
+                cancel_signers(self.session, row, self.ctx.now)
         for task_id, task in ready.items():
             if task_id not in known:
                 assignment.open_human_task(self, task)
@@ -174,13 +174,6 @@ class Run:
     def mirror_ready_tasks(self) -> None:
         """Bring the human-task rows up to date mid-command (e.g. before a handler urges one)."""
         self._sync_human_tasks()
-
-    def _cancel_signers(self, row: HumanTask) -> None:
-        self.session.execute(
-            update(HumanTask)
-            .where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
-            .values(state="cancelled", ended_at=self.ctx.now)
-        )
 
     def _sync_timers(self) -> None:
         waiting = {}
@@ -290,6 +283,15 @@ _PLUMBING = {
     "BoundaryEventSplit",
     "BoundaryEventJoin",
 }
+
+
+def cancel_signers(session: Session, row: HumanTask, at: datetime) -> None:
+    """A step that closes takes its open 加签 signatures with it."""
+    session.execute(
+        update(HumanTask)
+        .where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
+        .values(state="cancelled", ended_at=at)
+    )
 
 
 def _fingerprint(workflow: BpmnWorkflow) -> tuple[int, int]:

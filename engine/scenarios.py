@@ -177,7 +177,7 @@ class _Runner:
     def start(self, spec: dict[str, Any]) -> None:
         started = self.engine.start(
             self.scenario.process,
-            spec.get("data") or {},
+            self._values(spec.get("data") or {}),
             user=spec.get("as"),
             title=spec.get("title"),
         )
@@ -201,7 +201,10 @@ class _Runner:
         task = self._find_task(str(step["complete"]), actor, step.get("unit"))
         try:
             self.engine.complete(
-                task.id, step.get("data") or {}, user=step.get("as"), opinion=step.get("opinion")
+                task.id,
+                self._values(step.get("data") or {}),
+                user=step.get("as"),
+                opinion=step.get("opinion"),
             )
         except EngineError as exc:
             said = " ".join([exc.message, *map(str, (exc.detail.get("errors") or {}).values())])

@@ -3,12 +3,16 @@ branches, and a 会签/或签 step; the people who work them; small helpers shar
 test_operations.py and test_api_operations.py."""
 
 import json
+import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from engine import Engine
+from engine import Conflict, Engine, EngineError
 from engine.models import Event, HumanTask, Notification, Opinion, User
 from tests.builders import bpmn, flow, user_task
 
@@ -34,6 +38,8 @@ FORMS = {
     "review.json": json.dumps(REVIEW_FORM, ensure_ascii=False),
 }
 APPROVE = {"decision": "approve"}
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+Deploy = Callable[..., Any]
 
 
 def start(outgoing: str = "f1") -> str:
@@ -212,3 +218,52 @@ def start_and_draft(engine: Engine, process: str = "seq", **data: Any) -> int:
     task = only(engine, "alice", started["id"], "draft")
     engine.complete(task["id"], {"content": "初稿"}, user="alice")
     return started["id"]
+
+
+# ------------------------------------------------------------------ fixtures and checks
+@pytest.fixture
+def ready(engine: Engine, deploy: Deploy) -> Engine:
+    add_people(engine)
+    deploy_all(deploy)
+    return engine
+
+
+def notified(engine: Engine, user: str, kind: str) -> list[dict[str, Any]]:
+    return [n for n in engine.notifications(user)["items"] if n["kind"] == kind]
+
+
+def opinions(engine: Engine, instance_id: int) -> list[tuple[str, str | None, str | None]]:
+    return [(o["kind"], o["actor"], o["text"]) for o in engine.instance(instance_id)["opinions"]]
+
+
+def refused(
+    engine: Engine, instance_id: int, error: type[EngineError], command: Callable[[], object]
+) -> EngineError:
+    """Run a command that must be refused; it changes nothing and says why in Chinese."""
+    before = snapshot(engine, instance_id)
+    with pytest.raises(error) as caught:
+        command()
+    assert CHINESE.search(caught.value.message), caught.value.message
+    assert snapshot(engine, instance_id) == before
+    return caught.value
+
+
+def review_task(engine: Engine, instance_id: int, user: str = "rev1") -> str:
+    task = only(engine, user, instance_id, "review")
+    engine.claim(task["id"], user)
+    return task["id"]
+
+
+def race(*commands: Callable[[], object]) -> list[object]:
+    barrier = threading.Barrier(len(commands))
+
+    def attempt(command: Callable[[], object]) -> object:
+        barrier.wait(timeout=30)
+        try:
+            return command()
+        except Conflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        futures = [pool.submit(attempt, command) for command in commands]
+        return [future.result(timeout=120) for future in futures]

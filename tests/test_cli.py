@@ -87,26 +87,6 @@ def test_user_add_refuses_duplicates(duban) -> None:
     assert result.exit_code == 1 and "已存在" in result.output
 
 
-def test_demo_creates_the_demo_accounts(duban) -> None:
-    output = duban("demo", "--password", "secret").output
-    for account in (
-        "admin",
-        "designer",
-        "director",
-        "deputy",
-        "staff",
-        "hq",
-        "team_lead",
-        "unit_liaison",
-        "unit_head",
-        "town_liaison",
-        "town_head",
-    ):
-        assert f"用户 {account}" in output
-    again = duban("demo", "--password", "secret").output
-    assert "已存在" in again
-
-
 def test_calendar_corrections_change_deadlines(duban, db_url: str) -> None:
     from datetime import date
 
