@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from . import acting, approval_steps, copies, operations, returns, signing
+from . import acting, approval_steps, copies, operations, returns, signing, urging
 from .bpmn import load_state
 from .errors import Forbidden, InvalidData
 from .models import HumanTask, ProcessInstance
@@ -105,9 +105,7 @@ class ApprovalCommands:
             acting.require_running(instance)
             if not self._may_urge(session, row, instance, actor):
                 raise Forbidden("只有发起人、经办过本流程的人、管理员或流程指定的角色可以催办")
-            notified = operations.urge_task(
-                session, ctx.now, row, message=message, actor_id=actor.id
-            )
+            notified = urging.urge_task(session, ctx.now, row, message=message, actor_id=actor.id)
             session.flush()
             session.refresh(row)
             return {"id": row.id, "urge_count": row.urge_count, "notified": notified}

@@ -42,12 +42,6 @@ from .start_timers import fire_start_timer, schedule_start_timers
 from .workdays import WorkdayCalendar
 
 ADMIN_ROLE = "系统管理员"
-_STATUS_REFUSALS = {
-    "suspended": "流程已挂起，暂不能办理",
-    "completed": "流程已结束",
-    "terminated": "流程已终止",
-    "error": "流程运行出错，等待管理员处理",
-}
 
 
 @dataclass(frozen=True)
@@ -256,7 +250,7 @@ class Engine(ApprovalCommands):
             self._require_admin(session, user)
             run = load_run(session, instance_id, self.specs, ctx)
             if run.instance.status in ("completed", "terminated"):
-                raise Conflict(_STATUS_REFUSALS[run.instance.status])
+                raise Conflict(acting.STATUS_REFUSALS[run.instance.status])
             run.workflow.cancel()
             run.instance.status, run.instance.ended_at = "terminated", ctx.now
             run.save()
@@ -468,7 +462,7 @@ class Engine(ApprovalCommands):
             if row.state != "open":  # a racing command (or a deadline) closed it meanwhile
                 raise Conflict(_closed_task_refusal(row))
             if run.instance.status != "running":
-                raise Conflict(_STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
+                raise Conflict(acting.STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
             actor = self._actor(session, user)
             return operations.complete(run, row, data, actor, opinion)
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from . import audit, directory, items, notifications
+from . import audit, directory, items, notifications, urging
 from .bpmn import json_safe
 from .errors import EngineError
-from .models import HumanTask, HumanTaskCandidate, ProcessVersion, Unit
+from .models import HumanTask, ProcessVersion, Unit
 
 if TYPE_CHECKING:
     from .runtime import Run
@@ -178,8 +178,19 @@ def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
             )
         )
     )
-    message = str(values.get("message") or "")
-    sent = sum(urge_task(session, ctx, task, message, escalate_to, None) for task in tasks)
+    message = str(values.get("message") or "") or None
+    sent = 0
+    for task in tasks:
+        also = _escalation_people(session, task, escalate_to)
+        sent += urging.urge_task(
+            session,
+            ctx.now,
+            task,
+            message=message,
+            kind="escalation" if escalate_to else "reminder",
+            title=f"督办升级：{task.title}（已逾期未办）" if escalate_to else None,
+            also=also,
+        )
     return {"urged": len(tasks), "notified": sent}
 
 
@@ -194,52 +205,15 @@ def _escalation_roles(run: "Run", escalate: Any) -> list[str]:
     return [str(role) for role in configured]
 
 
-def urge_task(
-    session: Any,
-    ctx: Any,
-    task: HumanTask,
-    message: str,
-    escalate_to: list[str],
-    actor_id: int | None,
-) -> int:
-    """The one 催办 mechanism, for timers and for people: an event and notifications."""
-    people = (
-        {task.assignee_id}
-        if task.assignee_id
-        else set(
-            session.scalars(
-                select(HumanTaskCandidate.user_id).where(HumanTaskCandidate.task_id == task.id)
-            )
-        )
-    )
-    kind, title = "reminder", f"催办：{task.title}"
-    if escalate_to:
-        kind, title = "escalation", f"督办升级：{task.title}（已逾期未办）"
+def _escalation_people(session: Any, task: HumanTask, escalate_to: list[str]) -> set[int]:
+    """Holders of each role; `角色@unit` narrows a role to the urged task's unit."""
+    people: set[int] = set()
     for entry in escalate_to:
         role, _, scope = entry.partition("@")
         if scope == "unit" and task.unit_id is None:
             continue
         people |= set(directory.holders(session, role, task.unit_id if scope == "unit" else None))
-    audit.record(
-        session,
-        "task_escalated" if escalate_to else "task_urged",
-        ctx.now,
-        instance_id=task.instance_id,
-        task_id=task.id,
-        task_title=task.title,
-        actor_id=actor_id,
-        reason=message or None,
-    )
-    return notifications.notify(
-        session,
-        {p for p in people if p},
-        kind,
-        title,
-        ctx.now,
-        body=message or None,
-        instance_id=task.instance_id,
-        task_id=task.id,
-    )
+    return people
 
 
 @handler("list_units")

@@ -16,18 +16,16 @@ exposes them (approval_commands.py); the JSON API maps them to `/tasks/<id>/…`
   the reason and their earlier data. Inside parallel branches and 会签 steps, see rewind.
 * 撤回 `returns.withdraw`: the completer takes a step back while nothing it opened has been
   claimed, completed or otherwise acted on (`HumanTask.acted_at`).
-* 催办 `urge_task`: counted on the task, logged and notified. Timers' automatic reminders
+* 催办 `urging.urge_task`: counted on the task, logged and notified. Timers' automatic reminders
   call it too.
 * 抄送 copies: declared in BPMN (`ccUsers`, `ccRoles`) or chosen by the sender; CC'd people
   see the instance read-only in their CC box and mark it read.
 * Admin: `reassign` any open task, `returns.reset` an instance to an earlier step.
 """
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import (
@@ -43,7 +41,7 @@ from . import (
     signing,
 )
 from .errors import Conflict, InvalidData
-from .models import HumanTask, HumanTaskCandidate, User
+from .models import HumanTask, User
 from .runtime import Run
 
 if TYPE_CHECKING:
@@ -219,63 +217,6 @@ def _handed_over(
 
 
 # ------------------------------------------------------------------ 催办
-def urge_task(
-    session: Session,
-    at: datetime,
-    row: HumanTask,
-    *,
-    message: str | None = None,
-    actor_id: int | None = None,
-    kind: str = "reminder",
-    title: str | None = None,
-    also: Iterable[int] = (),
-) -> int:
-    """The one 催办 mechanism, for people and for timers' automatic reminders: counts it on the
-    task, logs it and notifies whoever can act (the assignee, else every candidate) and `also`.
-    A task waiting for 加签 signers urges the signers. Returns how many were notified."""
-    targets = _signers(session, row) if row.state == "waiting" else [row]
-    session.execute(  # counted in SQL: two urges at once both count
-        update(HumanTask)
-        .where(HumanTask.id.in_({row.id, *(t.id for t in targets)}))
-        .values(urge_count=HumanTask.urge_count + 1, last_urged_at=at)
-    )
-    people = set(also).union(*(_who_acts(session, target) for target in targets))
-    audit.record(
-        session,
-        "task_urged",
-        at,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
-        actor_id=actor_id,
-        reason=message,
-        detail={"automatic": actor_id is None, "notified": len(people)},
-    )
-    return notifications.notify(
-        session,
-        people,
-        kind,
-        title or f"催办：{row.title}",
-        at,
-        body=message,
-        instance_id=row.instance_id,
-        task_id=row.id,
-    )
-
-
-def _signers(session: Session, row: HumanTask) -> list[HumanTask]:
-    query = select(HumanTask).where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
-    return list(session.scalars(query))
-
-
-def _who_acts(session: Session, row: HumanTask) -> set[int]:
-    if row.assignee_id:
-        return {row.assignee_id}
-    return set(
-        session.scalars(
-            select(HumanTaskCandidate.user_id).where(HumanTaskCandidate.task_id == row.id)
-        )
-    )
 
 
 # ------------------------------------------------------------------ 抄送

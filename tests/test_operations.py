@@ -5,7 +5,7 @@ change nothing (退回, 撤回, reset and races: test_operations_return.py)."""
 import pytest
 from sqlalchemy import select
 
-from engine import Conflict, Engine, EngineError, Forbidden, InvalidData, operations
+from engine import Conflict, Engine, EngineError, Forbidden, InvalidData, urging
 from engine.models import HumanTask
 from tests.approval_processes import (
     APPROVE,
@@ -310,7 +310,7 @@ def test_urge_is_the_function_timers_call(ready: Engine) -> None:
     iid = start_and_draft(ready)
     with ready.command() as (session, ctx):
         row = session.scalars(select(HumanTask).where(HumanTask.instance_id == iid)).all()[-1]
-        sent = operations.urge_task(session, ctx.now, row, message="即将到期")
+        sent = urging.urge_task(session, ctx.now, row, message="即将到期")
     assert sent == 3
     assert only(ready, "rev3", iid)["urge_count"] == 1
 
