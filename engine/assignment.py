@@ -60,8 +60,7 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
         due_at=_due(run, task, props),
         created_at=now,
     )
-    session.add(row)
-    session.flush()
+    session.add(row)  # flushed with its candidates; the unit of work inserts the task first
     # A unit named but not found must not widen the task to every unit: nobody gets it until an
     # admin reassigns it (the warning above says why).
     unit_missing = bool(props.get("unit")) and unit is None

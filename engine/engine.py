@@ -122,10 +122,15 @@ class Engine(ApprovalCommands):
     def _actor(self, session: Session, username: str | None) -> Actor | None:
         if username is None:
             return None
-        user = directory.user_by_name(session, username)
-        if user is None or not user.active:
-            raise Forbidden(f"用户 {username} 不存在或已停用")
-        return Actor(user.id, user.username, user.unit_id, frozenset(user.role_names))
+        known = session.info.setdefault("duban_actors", {})  # one lookup per unit of work
+        if username not in known:
+            user = directory.user_by_name(session, username)
+            if user is None or not user.active:
+                raise Forbidden(f"用户 {username} 不存在或已停用")
+            known[username] = Actor(
+                user.id, user.username, user.unit_id, frozenset(user.role_names)
+            )
+        return known[username]
 
     # ----------------------------------------------------------- directory
     def add_user(

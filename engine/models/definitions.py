@@ -55,4 +55,4 @@ class ProcessVersion(Base):
     timer_starts: Mapped[json_doc] = mapped_column(default=list)
     deployed_at: Mapped[timestamp]
 
-    deployment: Mapped[Deployment] = relationship(lazy="joined")
+    deployment: Mapped[Deployment] = relationship()  # loaded only on a spec-cache miss

@@ -30,6 +30,10 @@ class ProcessInstance(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error_message: Mapped[str | None] = mapped_column(Text)
     error_task: Mapped[str | None] = mapped_column(String(200))
+    # Whether `timer` / `message_subscription` rows are waiting for it: most commands then skip
+    # reading those tables.
+    has_timers: Mapped[bool] = mapped_column(default=False)
+    has_subscriptions: Mapped[bool] = mapped_column(default=False)
 
     # Optimistic lock: an UPDATE that finds another revision raises StaleDataError (→ conflict).
     __mapper_args__ = {"version_id_col": revision}
