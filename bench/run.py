@@ -12,7 +12,10 @@ Every mode runs on a database of its own that nobody else uses: a new SQLite fil
 directory, or a new database `duban_bench_<random>` created on the PostgreSQL server named by the
 URL and dropped afterwards. Existing tables are never touched.
 
-What is measured, per mode, one client, one call at a time (wall-clock milliseconds per call):
+What is measured, per mode, one client, one call at a time. Each figure is the median and p95
+(nearest rank) of the wall-clock milliseconds per call, plus the median CPU time this process
+spent per call (client and server together in HTTP mode): wall well above CPU means waiting, on
+the database server or for a CPU that other processes hold.
 
 - start 1-200, start 201-400: `start("two_user_tasks")`, 200 calls each;
   each start opens task_a for the user.
@@ -33,7 +36,8 @@ What is measured, per mode, one client, one call at a time (wall-clock milliseco
 The engine mode calls `Engine` methods directly. The HTTP mode serves
 `webui.create_app(...)` with werkzeug's threaded WSGI server on 127.0.0.1 (a free port, in a
 background thread) and drives the JSON API with one keep-alive `httpx.Client`; timings are taken
-on the client, so they include the request parsing, token check and JSON encoding.
+on the client, so they include the request parsing, token check and JSON encoding. (werkzeug's
+server closes the connection after every response, so each request still connects anew.)
 
 Targets (SQLite, 2 cores, one client): start and complete under 8 ms median, inbox under 4 ms
 median, loop ratio at most 1.1. Verdicts compare the median with the target.
@@ -49,6 +53,7 @@ import math
 import os
 import platform
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -63,8 +68,10 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, text, update
+from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.engine import URL, make_url
-from werkzeug.serving import make_server
+from sqlalchemy.exc import ProgrammingError
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from engine import Engine
 from webui.app import create_app
@@ -429,10 +436,18 @@ def _fresh_server_database(url: str) -> Iterator[str]:
         try:
             yield base.set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop_database(admin: SqlEngine, name: str) -> None:
+    """Drop the bench's own database; WITH (FORCE) needs PostgreSQL 13, plain DROP otherwise."""
+    with admin.connect() as conn:
+        try:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except ProgrammingError:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
 def _driver_url(url: str) -> URL:
@@ -461,12 +476,24 @@ def prepare(engine: Engine, models: Path) -> None:
     _expect({TWO_TASKS, LOOP} <= deployed, f"deployed {sorted(deployed)}")
 
 
+class _KeepAliveHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # werkzeug writes headers and body separately; without this, Nagle's algorithm holds
+        # the body back on a kept-alive connection until the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @contextmanager
 def serve(engine: Engine) -> Iterator[str]:
     """The web app on a free loopback port, served from a background thread until the block ends."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request log lines
     app = create_app({"TESTING": False}, engine=engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # HTTP/1.1 keeps connections alive, as gunicorn's gthread workers in production do;
+    # werkzeug's default HTTP/1.0 handler would open a TCP connection per request.
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_KeepAliveHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     thread.daemon = True
     thread.start()

@@ -37,6 +37,32 @@ def record(
     return event
 
 
+def record_task(
+    session: Session,
+    kind: str,
+    at: datetime,
+    task: Any,
+    *,
+    actor_id: int | None = None,
+    reason: str | None = None,
+    data_change: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Event:
+    """An event about one human task (`task` is a HumanTask row)."""
+    return record(
+        session,
+        kind,
+        at,
+        instance_id=task.instance_id,
+        task_id=task.id,
+        task_title=task.title,
+        actor_id=actor_id,
+        reason=reason,
+        data_change=data_change,
+        detail=detail,
+    )
+
+
 def data_change(before: dict[str, Any], submitted: dict[str, Any]) -> dict[str, Any]:
     """{field: {"from": old, "to": new}} for each submitted field whose value changed."""
     return {

@@ -33,13 +33,11 @@ def finish(
     row.completed_by_id, row.acted_at = actor_id, row.acted_at or now
     if row.assignee_id is None:
         row.assignee_id = actor_id
-    audit.record(
+    audit.record_task(
         session,
         "task_completed",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor_id,
         reason=opinion,
         data_change=audit.data_change(before, data),

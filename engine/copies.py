@@ -50,13 +50,11 @@ def copy(
         notifications.notify(
             session, targets, "cc", f"抄送：{subject}", at, body=note, instance_id=row.instance_id
         )
-        audit.record(
+        audit.record_task(
             session,
             "instance_copied",
             at,
-            instance_id=row.instance_id,
-            task_id=row.id,
-            task_title=row.title,
+            row,
             actor_id=sender_id,
             reason=note,
             detail={"users": targets},

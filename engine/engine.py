@@ -124,12 +124,11 @@ class Engine(ApprovalCommands):
             return None
         known = session.info.setdefault("duban_actors", {})  # one lookup per unit of work
         if username not in known:
-            user = directory.user_by_name(session, username)
-            if user is None or not user.active:
+            found = directory.actor_row(session, username)  # one plain query, no ORM objects
+            if found is None:
                 raise Forbidden(f"用户 {username} 不存在或已停用")
-            known[username] = Actor(
-                user.id, user.username, user.unit_id, frozenset(user.role_names)
-            )
+            user_id, unit_id, roles = found
+            known[username] = Actor(user_id, username, unit_id, frozenset(roles))
         return known[username]
 
     # ----------------------------------------------------------- directory
@@ -421,13 +420,11 @@ class Engine(ApprovalCommands):
             if not queries.is_candidate(session, row, actor):
                 raise Forbidden("您不是该任务的办理人，不能认领")
             row.assignee_id, row.acted_at = actor.id, row.acted_at or ctx.now
-            audit.record(
+            audit.record_task(
                 session,
                 "task_claimed",
                 ctx.now,
-                instance_id=row.instance_id,
-                task_id=row.id,
-                task_title=row.title,
+                row,
                 actor_id=actor.id,
             )
             return {"id": row.id, "assignee": actor.username}
@@ -438,13 +435,11 @@ class Engine(ApprovalCommands):
             if row.assignee_id != ctx.actor_id:
                 raise Forbidden("只有认领人可以退回任务池")
             row.assignee_id = None
-            audit.record(
+            audit.record_task(
                 session,
                 "task_unclaimed",
                 ctx.now,
-                instance_id=row.instance_id,
-                task_id=row.id,
-                task_title=row.title,
+                row,
                 actor_id=ctx.actor_id,
             )
             return {"id": row.id, "assignee": None}

@@ -119,13 +119,11 @@ def resolve(
     before = dict(task.data)
     task.data.update(data)
     row.assignee_id, row.delegation = row.owner_id, "resolved"
-    audit.record(
+    audit.record_task(
         session,
         "task_delegation_resolved",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor_id,
         reason=opinion,
         data_change=audit.data_change(before, data),
@@ -152,13 +150,11 @@ def reassign(
     acting.require_state(row, "open", "waiting")
     before = row.assignee_id
     row.assignee_id, row.owner_id, row.delegation = to.id, None, None
-    audit.record(
+    audit.record_task(
         session,
         "task_reassigned",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor_id,
         reason=reason,
         detail={

@@ -46,13 +46,11 @@ def return_task(
     cancel_signers(session, main, now)
     row.submitted = json_safe(data) if data else row.submitted
     detail = {"to": step.element, "to_title": step.title}
-    audit.record(
+    audit.record_task(
         session,
         "task_returned",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor_id,
         reason=reason,
         detail=detail,
@@ -94,13 +92,11 @@ def withdraw(run: Run, row: HumanTask, actor: "Actor", opinion: str | None) -> d
     next_rows = _untouched_next(run, task)
     before = _ready_ids(run)
     row.state = "withdrawn"
-    audit.record(
+    audit.record_task(
         session,
         "task_withdrawn",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor.id,
         reason=opinion,
     )

@@ -47,13 +47,11 @@ def add_signers(
         session.add(_signer_row(row, user.id, now))
     names = [user.username for user in signers]
     detail = {"users": names, "before": before}
-    audit.record(
+    audit.record_task(
         session,
         "signers_added",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor.id,
         reason=opinion,
         detail=detail,
@@ -79,13 +77,11 @@ def sign(
     session, now = run.session, run.ctx.now
     row.state, row.ended_at, row.submitted = "completed", now, json_safe(data)
     row.completed_by_id, row.acted_at = actor_id, row.acted_at or now
-    audit.record(
+    audit.record_task(
         session,
         "task_signed",
         now,
-        instance_id=row.instance_id,
-        task_id=row.id,
-        task_title=row.title,
+        row,
         actor_id=actor_id,
         reason=opinion,
     )
@@ -100,13 +96,11 @@ def sign(
 def _all_signed(run: Run, main: HumanTask) -> None:
     session, now = run.session, run.ctx.now
     mode, main.sign_mode = main.sign_mode, None
-    audit.record(
+    audit.record_task(
         session,
         "signers_done",
         now,
-        instance_id=main.instance_id,
-        task_id=main.id,
-        task_title=main.title,
+        main,
         detail={"before": mode == "before"},
     )
     if mode == "before":
