@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from engine import Engine, FixedClock
-from engine import engine as facade
+from engine import timers as worker
 from engine.models import HumanTask, ProcessInstance, Timer
 from engine.workdays import BEIJING
 from tests.builders import bpmn, flow, user_task
@@ -453,14 +453,14 @@ def test_a_failing_timer_is_marked_and_the_worker_goes_on(
     deploy({"deadline.bpmn": deadline_process('"P2D"')})
     broken = engine.start("deadline")["id"]
     healthy = engine.start("deadline")["id"]
-    real = facade.load_run_nowait
+    real = worker.load_run_nowait
 
     def load_run_nowait(session, instance_id, specs, ctx):
         if instance_id == broken:
             raise RuntimeError("磁盘坏了")
         return real(session, instance_id, specs, ctx)
 
-    monkeypatch.setattr(facade, "load_run_nowait", load_run_nowait)
+    monkeypatch.setattr(worker, "load_run_nowait", load_run_nowait)
     assert engine.fire_due_timers(START + timedelta(days=3)) == 1
 
     failed = only_timer(engine, instance_id=broken)
