@@ -65,7 +65,7 @@ def complete(
         reason = acting.require_text(data.get("reason") or opinion, "reason", "请填写退回原因")
         return returns.return_task(run, row, actor_id, data.get("return_to"), reason, data)
     completion.finish(run, row, task, data, actor_id, opinion)
-    return queries.instance_summary(run.instance, None)
+    return queries.instance_summary(run.instance, run.version)
 
 
 # ------------------------------------------------------------------ 转办 / 委派
@@ -140,7 +140,7 @@ def resolve(
         task_id=row.id,
     )
     run.save()
-    return queries.instance_summary(run.instance, None)
+    return queries.instance_summary(run.instance, run.version)
 
 
 def reassign(

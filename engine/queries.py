@@ -196,7 +196,8 @@ def _task_data(instance: ProcessInstance, version: Any, task: HumanTask) -> dict
 
 
 # ----------------------------------------------------------------- instances
-def instance_summary(instance: ProcessInstance, version: ProcessVersion | None) -> dict[str, Any]:
+def instance_summary(instance: ProcessInstance, version: Any) -> dict[str, Any]:
+    """`version`: the ProcessVersion row or the cached LoadedVersion (both carry `.version`)."""
     return {
         "id": instance.id,
         "process": instance.process_key,

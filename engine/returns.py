@@ -58,7 +58,7 @@ def return_task(
     opinions.record(session, now, row, "return", actor_id, reason, detail)
     reopened = _restart(run, step.reset_point, before, reason)
     return {
-        **queries.instance_summary(run.instance, None),
+        **queries.instance_summary(run.instance, run.version),
         "returned_to": step.title,
         "tasks": reopened,
     }
@@ -103,7 +103,7 @@ def withdraw(run: Run, row: HumanTask, actor: "Actor", opinion: str | None) -> d
     opinions.record(session, now, row, "withdraw", actor.id, opinion)
     reopened = _restart(run, task, before, None)
     _tell_withdrawn(run, next_rows, row.title)
-    return {**queries.instance_summary(run.instance, None), "tasks": reopened}
+    return {**queries.instance_summary(run.instance, run.version), "tasks": reopened}
 
 
 def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any
     run.instance.status, run.instance.error_message, run.instance.error_task = "running", None, None
     reopened = _restart(run, step.reset_point, before, reason)
     return {
-        **queries.instance_summary(run.instance, None),
+        **queries.instance_summary(run.instance, run.version),
         "reset_to": step.title,
         "tasks": reopened,
     }

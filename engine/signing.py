@@ -90,7 +90,7 @@ def sign(
     session.flush()
     if _open_signers(run, main) == 0:
         _all_signed(run, main)
-    return queries.instance_summary(run.instance, None)
+    return queries.instance_summary(run.instance, run.version)
 
 
 def _all_signed(run: Run, main: HumanTask) -> None:

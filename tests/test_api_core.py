@@ -95,3 +95,13 @@ def test_other_users_cannot_complete(client) -> None:
     assert client.get("/api/v1/tasks", headers=outsider).get_json()["total"] == 0
     response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}}, headers=outsider)
     assert response.status_code == 403
+
+
+def test_completing_answers_with_the_instance_and_its_version(client) -> None:
+    auth = _login(client)
+    client.post("/api/v1/instances", json={"process": "two_user_tasks"}, headers=auth)
+    task_id = client.get("/api/v1/tasks", headers=auth).get_json()["items"][0]["id"]
+    done = client.post(
+        f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}}, headers=auth
+    ).get_json()
+    assert (done["process"], done["version"], done["status"]) == ("two_user_tasks", 1, "running")
