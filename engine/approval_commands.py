@@ -151,7 +151,7 @@ class ApprovalCommands:
 
     # ------------------------------------------------------------------ helpers
     def _me(self: "Engine", session: Session, user: str | None) -> "Actor":
-        actor = self._actor(session, user)
+        actor = self.actor(session, user)
         if actor is None:
             raise Forbidden("请先登录")
         return actor

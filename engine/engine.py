@@ -104,7 +104,7 @@ class Engine(ApprovalCommands, TimerCommands):
         clock = FixedClock(at) if at else self.clock
         try:
             with self.write_session() as session, session.begin(), running_at(clock):
-                actor_row = self._actor(session, actor)
+                actor_row = self.actor(session, actor)
                 ctx = Context(
                     clock,
                     self.calendar(),
@@ -120,7 +120,8 @@ class Engine(ApprovalCommands, TimerCommands):
                 raise Conflict("流程正被他人处理，请稍后重试") from exc
             raise
 
-    def _actor(self, session: Session, username: str | None) -> Actor | None:
+    def actor(self, session: Session, username: str | None) -> Actor | None:
+        """Who `username` is (id, unit, roles) within this unit of work; Forbidden if unknown."""
         if username is None:
             return None
         known = session.info.setdefault("duban_actors", {})  # one lookup per unit of work
@@ -211,7 +212,7 @@ class Engine(ApprovalCommands, TimerCommands):
 
     def processes(self, user: str | None = None) -> list[dict[str, Any]]:
         with self.read_session() as session:
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             return queries.startable_processes(session, actor)
 
     # ----------------------------------------------------------- instances
@@ -228,7 +229,7 @@ class Engine(ApprovalCommands, TimerCommands):
             version = definitions.latest_version(session, process)
             if version is None:
                 raise NotFound(f"流程 {process} 不存在或尚未部署")
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             if actor and not queries.may_start(actor, version):
                 raise Forbidden(f"您无权发起“{version.name}”")
             run = start_instance(
@@ -244,7 +245,7 @@ class Engine(ApprovalCommands, TimerCommands):
 
     def instance(self, instance_id: int, user: str | None = None) -> dict[str, Any]:
         with self.read_session() as session:
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             return queries.instance_detail(
                 session, self.specs, instance_id, actor, self.clock.now(), self.calendar()
             )
@@ -372,7 +373,7 @@ class Engine(ApprovalCommands, TimerCommands):
     def items(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
         """Tracked items with their lights; see engine/ledger.py for the filters."""
         with self.read_session() as session:
-            self._actor(session, user)
+            self.actor(session, user)
             return ledger.ledger(session, self.clock.now(), self.calendar(), **filters)
 
     # ------------------------------------------------------- notifications
@@ -380,7 +381,7 @@ class Engine(ApprovalCommands, TimerCommands):
         self, user: str, *, unread_only: bool = False, page: int = 1, per_page: int = 50
     ) -> dict[str, Any]:
         with self.read_session() as session:
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             assert actor is not None
             return notifications.for_user(
                 session, actor.id, unread_only=unread_only, page=page, per_page=per_page
@@ -398,13 +399,13 @@ class Engine(ApprovalCommands, TimerCommands):
     ) -> dict[str, Any]:
         """A box of `user`'s: todo (the inbox), done, cc or started (see boxes.py)."""
         with self.read_session() as session:
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             assert actor is not None
             return boxes.box(session, actor, box, page, per_page, self.clock.now(), self.calendar())
 
     def task(self, task_id: str, user: str | None = None) -> dict[str, Any]:
         with self.read_session() as session:
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             return queries.task_detail(
                 session, self.specs, task_id, actor, self.clock.now(), self.calendar()
             )
@@ -412,7 +413,7 @@ class Engine(ApprovalCommands, TimerCommands):
     def claim(self, task_id: str, user: str) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             row = self._open_task(session, task_id)
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             assert actor is not None
             if row.assignee_id == actor.id:
                 return {"id": row.id, "assignee": actor.username}
@@ -464,7 +465,7 @@ class Engine(ApprovalCommands, TimerCommands):
                 raise Conflict(_closed_task_refusal(row))
             if run.instance.status != "running":
                 raise Conflict(acting.STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
-            actor = self._actor(session, user)
+            actor = self.actor(session, user)
             return operations.complete(run, row, data, actor, opinion)
 
     def _open_task(self, session: Session, task_id: str) -> HumanTask:
@@ -476,7 +477,7 @@ class Engine(ApprovalCommands, TimerCommands):
         return row
 
     def _require_admin(self, session: Session, user: str | None) -> None:
-        actor = self._actor(session, user)
+        actor = self.actor(session, user)
         if actor is not None and not actor.is_admin:
             raise Forbidden("只有系统管理员可以执行此操作")
 

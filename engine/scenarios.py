@@ -234,7 +234,7 @@ class _Runner:
                 unit_row = session.scalars(select(Unit).where(Unit.code == unit)).first()
                 tasks = [t for t in tasks if unit_row and t.unit_id == unit_row.id]
             if username:
-                actor = self.engine._actor(session, username)
+                actor = self.engine.actor(session, username)
                 tasks = [t for t in tasks if actor and may_act_on(session, t, actor)]
             if not tasks:
                 raise ScenarioFailed(
