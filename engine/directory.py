@@ -108,17 +108,18 @@ def holders(session: Session, role: str, unit_id: int | None) -> list[int]:
     return list(session.scalars(query))
 
 
-def actor_row(session: Session, username: str) -> tuple[int, int | None, list[str]] | None:
-    """(id, unit id, role names) of an active user, in one query."""
+def actor_row(session: Session, username: str) -> tuple[int, int | None, list[str], bool] | None:
+    """(id, unit id, role names, sees all) of an active user, in one query."""
     rows = session.execute(
-        select(User.id, User.unit_id, Role.name)
+        select(User.id, User.unit_id, Role.name, Role.sees_all)
         .outerjoin(user_role, user_role.c.user_id == User.id)
         .outerjoin(Role, Role.id == user_role.c.role_id)
         .where(User.username == username, User.active.is_(True))
     ).all()
     if not rows:
         return None
-    return rows[0].id, rows[0].unit_id, [row.name for row in rows if row.name is not None]
+    roles = [row.name for row in rows if row.name is not None]
+    return rows[0].id, rows[0].unit_id, roles, any(row.sees_all for row in rows)
 
 
 def user_by_name(session: Session, username: str) -> User | None:

@@ -51,6 +51,7 @@ class Actor:
     username: str
     unit_id: int | None
     roles: frozenset[str]
+    sees_all: bool = False  # holds a role that sees every instance (office staff, leaders)
 
     @property
     def is_admin(self) -> bool:
@@ -129,8 +130,8 @@ class Engine(ApprovalCommands, TimerCommands):
             found = directory.actor_row(session, username)  # one plain query, no ORM objects
             if found is None:
                 raise Forbidden(f"用户 {username} 不存在或已停用")
-            user_id, unit_id, roles = found
-            known[username] = Actor(user_id, username, unit_id, frozenset(roles))
+            user_id, unit_id, roles, sees_all = found
+            known[username] = Actor(user_id, username, unit_id, frozenset(roles), sees_all)
         return known[username]
 
     # ----------------------------------------------------------- directory

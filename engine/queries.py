@@ -12,6 +12,7 @@ from .bpmn import json_safe, load_state
 from .errors import Forbidden, NotFound
 from .lights import light
 from .models import (
+    CarbonCopy,
     Event,
     HumanTask,
     HumanTaskCandidate,
@@ -220,6 +221,8 @@ def instance_detail(
     instance = session.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound(f"流程实例 {instance_id} 不存在")
+    if actor is not None and not may_view_instance(session, instance, actor):
+        raise Forbidden("您无权查看该流程：它不属于您所在的单位，您也未参与办理")
     version = session.get(ProcessVersion, instance.process_version_id)
     loaded = specs.get(session, instance.process_version_id)
     workflow = load_state(instance.state, loaded.spec, loaded.subprocess_specs)
@@ -271,6 +274,38 @@ def _event_dict(event: Event, username: str | None) -> dict[str, Any]:
         "data_change": event.data_change,
         "detail": event.detail,
     }
+
+
+def may_view_instance(session: Session, instance: ProcessInstance, actor: "Actor") -> bool:
+    """Admins and `sees_all` roles see everything; anyone else sees what they started, took part
+    in (assignee, candidate, completer, CC) and what concerns their unit (a task or the tracked
+    item's lead unit)."""
+    if actor.is_admin or actor.sees_all or instance.started_by_id == actor.id:
+        return True
+    task_ids = select(HumanTask.id).where(HumanTask.instance_id == instance.id)
+    mine = or_(
+        HumanTask.assignee_id == actor.id,
+        HumanTask.completed_by_id == actor.id,
+        HumanTask.owner_id == actor.id,
+        HumanTask.id.in_(
+            select(HumanTaskCandidate.task_id).where(
+                HumanTaskCandidate.user_id == actor.id, HumanTaskCandidate.task_id.in_(task_ids)
+            )
+        ),
+    )
+    if actor.unit_id is not None:
+        mine = or_(mine, HumanTask.unit_id == actor.unit_id)
+    checks = [
+        exists().where(HumanTask.instance_id == instance.id, mine),
+        exists().where(CarbonCopy.instance_id == instance.id, CarbonCopy.user_id == actor.id),
+    ]
+    if actor.unit_id is not None:
+        checks.append(
+            exists().where(
+                TrackedItem.instance_id == instance.id, TrackedItem.lead_unit_id == actor.unit_id
+            )
+        )
+    return bool(session.scalar(select(or_(*checks))))
 
 
 def _child_ids(session: Session, instance_id: int) -> list[int]:

@@ -19,6 +19,7 @@ def load_directory(
     for role in doc.get("roles", []):
         row = directory.ensure_role(session, role["name"], role.get("description"))
         row.description = role.get("description") or row.description
+        row.sees_all = bool(role.get("sees_all", False))
     for unit in doc.get("units", []):
         parent = directory.find_unit(session, unit["parent"]) if unit.get("parent") else None
         row = directory.ensure_unit(

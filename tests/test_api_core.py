@@ -105,3 +105,22 @@ def test_completing_answers_with_the_instance_and_its_version(client) -> None:
         f"/api/v1/tasks/{task_id}/complete", json={"data": {"field_a": "x"}}, headers=auth
     ).get_json()
     assert (done["process"], done["version"], done["status"]) == ("two_user_tasks", 1, "running")
+
+
+def test_an_instance_is_visible_to_its_people_and_unit_not_to_others(engine, client) -> None:
+    engine.add_unit("农业农村局", code="nyncj")
+    engine.add_unit("水利局", code="slj")
+    engine.add_user("farm", "pw12", roles=["bench_team"], unit="nyncj")
+    engine.add_user("water", "pw12", roles=["other"], unit="slj")
+    started = client.post(
+        "/api/v1/instances", json={"process": "two_user_tasks"}, headers=_login(client)
+    ).get_json()
+    path = f"/api/v1/instances/{started['id']}"
+
+    assert client.get(path, headers=_login(client)).status_code == 200  # the starter
+    assert client.get(path, headers=_login(client, "farm")).status_code == 200  # a candidate
+    refused = client.get(path, headers=_login(client, "water"))
+    assert refused.status_code == 403 and "无权查看" in refused.get_json()["message"]
+    engine.load_directory({"roles": [{"name": "指挥办工作人员", "sees_all": True}]}, "pw12")
+    engine.add_user("office", "pw12", roles=["指挥办工作人员"], unit="slj")
+    assert client.get(path, headers=_login(client, "office")).status_code == 200

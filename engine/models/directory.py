@@ -37,6 +37,8 @@ class Role(Base):
     id: Mapped[intpk]
     name: Mapped[name_str] = mapped_column(unique=True)
     description: Mapped[str | None] = mapped_column(Text)
+    # Holders see every instance and item; others only their own unit's and their own work.
+    sees_all: Mapped[bool] = mapped_column(default=False)
 
 
 class User(Base):
