@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from . import directory
+from . import directory, lights
 from .errors import EngineError
 from .models import TrackedItem, Unit
 from .workdays import BEIJING, WorkdayCalendar
-
-YELLOW_WITHIN_WORKDAYS = 3
 
 
 def parse_deadline(value: Any) -> datetime | None:
@@ -112,17 +110,10 @@ def _unit_id(session: Session, ref: Any) -> int:
 def light(item: TrackedItem, now: datetime, calendar: WorkdayCalendar) -> str:
     if item.closed_at is not None:
         return "green"
-    if item.deadline is not None and item.deadline < now:
-        return "red"
-    if item.deadline is not None and item.deadline <= yellow_threshold(now, calendar):
-        return "yellow"
-    if item.next_report_due is not None and item.next_report_due < now:
-        return "yellow"
-    return "green"
-
-
-def yellow_threshold(now: datetime, calendar: WorkdayCalendar) -> datetime:
-    return calendar.add_workdays(now.astimezone(BEIJING), YELLOW_WITHIN_WORKDAYS)
+    colour = lights.light(item.deadline, now, calendar)
+    if colour == "green" and item.next_report_due is not None and item.next_report_due < now:
+        return "yellow"  # a periodic progress report is missing
+    return colour
 
 
 def light_filter(
@@ -131,7 +122,7 @@ def light_filter(
     """Narrow a query over TrackedItem to one light, in SQL."""
     open_ = TrackedItem.closed_at.is_(None)
     red = and_(open_, TrackedItem.deadline < now)
-    soon = and_(TrackedItem.deadline <= yellow_threshold(now, calendar))
+    soon = and_(TrackedItem.deadline < lights.yellow_threshold(now, calendar))
     missing = TrackedItem.next_report_due < now
     yellow = and_(open_, not_(red), or_(soon, missing))
     conditions = {"red": red, "yellow": yellow, "green": not_(or_(red, yellow))}

@@ -76,9 +76,9 @@ class Run:
             try:
                 # do_engine_steps may make a due timer READY without running it; only then, or
                 # while timers wait, is the catch-up loop needed (most commands have none).
-                had_timers = self._waiting_timers()
+                had_timers = bool(self._waiting(TimerEventDefinition))
                 self.workflow.do_engine_steps()
-                rounds = 1000 if had_timers or self._waiting_timers() else 0
+                rounds = 1000 if had_timers or self._waiting(TimerEventDefinition) else 0
                 for _ in range(rounds):  # a cycle advances one occurrence per refresh
                     before = _fingerprint(self.workflow)
                     with running_at(_Instant(self.ctx.now + _TIMER_EPSILON)):
@@ -92,11 +92,13 @@ class Run:
                 # evaluates outside its own error wrapping; the instance must stop, not the command
                 self.fail(exc)
 
-    def _waiting_timers(self) -> bool:
-        return any(
-            isinstance(_event(t), TimerEventDefinition)
+    def _waiting(self, event_kind: type) -> dict[str, Any]:
+        """WAITING tasks catching an event of `event_kind` (timer, message), by task id."""
+        return {
+            str(t.id): t
             for t in live_tasks(self.workflow, TaskState.WAITING)
-        )
+            if isinstance(_event(t), event_kind)
+        }
 
     def fail(self, exc: Exception) -> None:
         task = getattr(exc, "task", None)
@@ -206,11 +208,7 @@ class Run:
     def _sync_timers(self) -> None:
         waiting = {}
         if self.instance.status in ("running", "suspended"):
-            waiting = {
-                str(t.id): t
-                for t in live_tasks(self.workflow, TaskState.WAITING)
-                if isinstance(_event(t), TimerEventDefinition)
-            }
+            waiting = self._waiting(TimerEventDefinition)
         rows = {
             row.task_id: row
             for row in self._existing(
@@ -279,11 +277,7 @@ class Run:
     def _sync_messages(self) -> None:
         waiting = {}
         if self.instance.status == "running":
-            waiting = {
-                str(t.id): t
-                for t in live_tasks(self.workflow, TaskState.WAITING)
-                if isinstance(_event(t), MessageEventDefinition)
-            }
+            waiting = self._waiting(MessageEventDefinition)
         rows = {
             row.task_id: row
             for row in self._existing(

@@ -125,9 +125,3 @@ def fire_start_timer(session: Session, ctx: Context, specs: "SpecCache", row: Ti
         row.state = "fired"
     else:
         row.due_at, row.schedule = following
-
-
-def start_timer_rows(session: Session, key: str) -> list[Timer]:
-    return list(
-        session.scalars(select(Timer).where(Timer.kind == "start", Timer.process_key == key))
-    )
