@@ -124,3 +124,11 @@ def test_an_instance_is_visible_to_its_people_and_unit_not_to_others(engine, cli
     engine.load_directory({"roles": [{"name": "指挥办工作人员", "sees_all": True}]}, "pw12")
     engine.add_user("office", "pw12", roles=["指挥办工作人员"], unit="slj")
     assert client.get(path, headers=_login(client, "office")).status_code == 200
+
+
+def test_pages_speak_chinese_even_for_errors(client) -> None:
+    home = client.get("/").get_data(as_text=True)
+    assert "督办系统运行状态" in home and "/api/v1" in home
+    missing = client.get("/login")
+    assert missing.status_code == 404 and "页面不存在" in missing.get_data(as_text=True)
+    assert client.get("/api/v1/nope").get_json()["error"]  # the API still answers JSON

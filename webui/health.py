@@ -1,6 +1,12 @@
 """Health: is the database reachable, when is the next timer due."""
 
-from flask import Blueprint, current_app, render_template_string
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+from engine.workdays import BEIJING
 
 from .app import get_engine
 
@@ -8,7 +14,18 @@ bp = Blueprint("health", __name__)
 
 _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>督办 · 运行状态</title>
 <h1>督办系统运行状态</h1><p>数据库：{{ database }}</p><p>下一个定时器：{{ next_timer or "无" }}</p>
+<p>办理页面尚在建设中；目前可通过 JSON 接口 <code>/api/v1</code>
+或命令行 <code>duban</code> 办理。</p>
 </html>"""
+
+_ERROR = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+<title>督办 · {{ title }}</title><h1>{{ title }}</h1><p><a href="/">返回首页</a></p></html>"""
+_TITLES = {
+    404: "页面不存在",
+    405: "不支持该请求方法",
+    413: "提交的内容过大",
+    500: "系统出错，请稍后再试",
+}
 
 
 @bp.get("/health")
@@ -24,6 +41,19 @@ def health() -> tuple[dict[str, str | None], int]:
 @bp.get("/")
 def index() -> str:
     body, _ = health()
-    return render_template_string(
-        _PAGE, database=body["database"], next_timer=body.get("next_timer")
+    due = body.get("next_timer")
+    shown = (
+        datetime.fromisoformat(due).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") if due else None
     )
+    return render_template_string(_PAGE, database=body["database"], next_timer=shown)
+
+
+@bp.app_errorhandler(HTTPException)
+def page_error(exc: HTTPException) -> tuple[Any, int]:
+    """Errors in Chinese: JSON under /api/ (an unknown API path never reaches the API
+    blueprint's own handler), a small page elsewhere."""
+    status = exc.code or 500
+    title = _TITLES.get(status, "请求无法完成")
+    if request.path.startswith("/api/"):
+        return {"error": "not_found" if status == 404 else "http_error", "message": title}, status
+    return render_template_string(_ERROR, title=title), status
