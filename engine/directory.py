@@ -4,7 +4,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import InvalidData, NotFound
@@ -124,3 +124,59 @@ def actor_row(session: Session, username: str) -> tuple[int, int | None, list[st
 
 def user_by_name(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
+
+
+def unit_list(session: Session, kind: str | None = None) -> list[dict[str, object]]:
+    query = select(Unit).order_by(Unit.id)
+    if kind:
+        query = query.where(Unit.kind == kind)
+    return [
+        {"id": u.id, "code": u.code, "name": u.name, "kind": u.kind, "parent_id": u.parent_id}
+        for u in session.scalars(query)
+    ]
+
+
+def user_list(
+    session: Session,
+    *,
+    unit_id: int | None = None,
+    role: str | None = None,
+    query_text: str | None = None,
+    include_inactive: bool = False,
+    page: int = 1,
+    per_page: int = 50,
+) -> dict[str, object]:
+    """Users for pickers and the directory: never a password hash."""
+    query = select(User)
+    if not include_inactive:
+        query = query.where(User.active.is_(True))
+    if unit_id is not None:
+        query = query.where(User.unit_id == unit_id)
+    if role:
+        query = query.where(
+            User.id.in_(
+                select(user_role.c.user_id)
+                .join(Role, Role.id == user_role.c.role_id)
+                .where(Role.name == role)
+            )
+        )
+    if query_text:
+        pattern = f"%{query_text}%"
+        query = query.where(or_(User.username.like(pattern), User.display_name.like(pattern)))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(User.id).offset((page - 1) * per_page).limit(per_page))
+    return {
+        "items": [
+            {**user.summary(), "unit_id": user.unit_id, "active": user.active} for user in rows
+        ],
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    }
+
+
+def role_list(session: Session) -> list[dict[str, object]]:
+    return [
+        {"id": r.id, "name": r.name, "description": r.description, "sees_all": r.sees_all}
+        for r in session.scalars(select(Role).order_by(Role.id))
+    ]

@@ -23,19 +23,28 @@ from . import (
     definitions,
     directory,
     handlers,
+    instance_views,
     ledger,
     notifications,
     operations,
     queries,
     seeding,
 )
+from .account_commands import AccountCommands
 from .approval_commands import ApprovalCommands
 from .bpmn import CommandClock, running_at
 from .clock import Clock, FixedClock, SystemClock
 from .db import make_engine, session_factories
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .helpers import script_helpers
-from .models import Base, CalendarOverride, HumanTask, MessageSubscription, ProcessInstance
+from .models import (
+    Base,
+    CalendarOverride,
+    HumanTask,
+    MessageSubscription,
+    ProcessInstance,
+    ProcessVersion,
+)
 from .runtime import Context, Run, load_run, new_run
 from .sandbox import make_script_engine
 from .start_timers import schedule_start_timers
@@ -58,7 +67,7 @@ class Actor:
         return ADMIN_ROLE in self.roles
 
 
-class Engine(ApprovalCommands, TimerCommands):
+class Engine(AccountCommands, ApprovalCommands, TimerCommands):
     def __init__(
         self,
         url: str | None = None,
@@ -162,6 +171,48 @@ class Engine(ApprovalCommands, TimerCommands):
         with self.command() as (session, ctx):
             return seeding.load_directory(session, doc, password, ctx.now)
 
+    def units(self, user: str | None = None, *, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.read_session() as session:
+            self.actor(session, user)
+            return directory.unit_list(session, kind)
+
+    def users(
+        self,
+        user: str | None = None,
+        *,
+        unit: str | None = None,
+        role: str | None = None,
+        q: str | None = None,
+        include_inactive: bool = False,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> dict[str, Any]:
+        """The directory for pickers; deactivated accounts only for administrators."""
+        with self.read_session() as session:
+            actor = self.actor(session, user)
+            if include_inactive and actor is not None and not actor.is_admin:
+                raise Forbidden("只有系统管理员可以查看已停用的账号")
+            unit_id = None
+            if unit:
+                found = directory.find_unit(session, unit)
+                if found is None:
+                    raise NotFound(f"单位“{unit}”不存在")
+                unit_id = found.id
+            return directory.user_list(
+                session,
+                unit_id=unit_id,
+                role=role,
+                query_text=q,
+                include_inactive=include_inactive,
+                page=page,
+                per_page=per_page,
+            )
+
+    def roles(self, user: str | None = None) -> list[dict[str, Any]]:
+        with self.read_session() as session:
+            self.actor(session, user)
+            return directory.role_list(session)
+
     def authenticate(self, username: str, password: str) -> dict[str, Any] | None:
         with self.read_session() as session:
             user = directory.user_by_name(session, username)
@@ -250,6 +301,41 @@ class Engine(ApprovalCommands, TimerCommands):
             return queries.instance_detail(
                 session, self.specs, instance_id, actor, self.clock.now(), self.calendar()
             )
+
+    def instances(
+        self,
+        user: str,
+        *,
+        process: str | None = None,
+        status: str | None = None,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> dict[str, Any]:
+        """The instances `user` may see, newest first."""
+        with self.read_session() as session:
+            actor = self.actor(session, user)
+            assert actor is not None
+            return instance_views.instance_list(
+                session, actor, process=process, status=status, page=page, per_page=per_page
+            )
+
+    def instance_summary(self, instance_id: int, user: str | None = None) -> dict[str, Any]:
+        """id, process, version, status, title, revision, error — without loading the workflow."""
+        with self.read_session() as session:
+            actor = self.actor(session, user)
+            instance = session.get(ProcessInstance, instance_id)
+            if instance is None:
+                raise NotFound(f"流程实例 {instance_id} 不存在")
+            if actor is not None and not instance_views.may_view(session, instance_id, actor):
+                raise Forbidden("您无权查看该流程：它不属于您所在的单位，您也未参与办理")
+            version = session.get(ProcessVersion, instance.process_version_id)
+            return queries.instance_summary(instance, version)
+
+    def instance_diagram(self, instance_id: int, user: str | None = None) -> dict[str, Any]:
+        """The BPMN XML of the instance's own version with its done/current/waiting elements."""
+        with self.read_session() as session:
+            actor = self.actor(session, user)
+            return instance_views.diagram(session, self.specs, instance_id, actor)
 
     def terminate(self, instance_id: int, *, user: str | None = None, reason: str) -> None:
         self._require_reason(reason)
@@ -372,9 +458,13 @@ class Engine(ApprovalCommands, TimerCommands):
 
     # -------------------------------------------------------------- ledger
     def items(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
-        """Tracked items with their lights; see engine/ledger.py for the filters."""
+        """Tracked items with their lights; see engine/ledger.py for the filters. Staff of a
+        town or member unit see only the items their unit leads; admins and `sees_all` roles
+        see all."""
         with self.read_session() as session:
-            self.actor(session, user)
+            actor = self.actor(session, user)
+            if actor is not None and not (actor.is_admin or actor.sees_all):
+                filters["unit_ids"] = {actor.unit_id} if actor.unit_id is not None else set()
             return ledger.ledger(session, self.clock.now(), self.calendar(), **filters)
 
     # ------------------------------------------------------- notifications
@@ -454,7 +544,10 @@ class Engine(ApprovalCommands, TimerCommands):
         *,
         user: str | None = None,
         opinion: str | None = None,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
+        """Submit a task's form. `expected_revision`: the instance revision the caller saw; if
+        another command changed the instance since, a Conflict instead of acting on stale data."""
         data = data or {}
         if not isinstance(data, dict):
             raise InvalidData("表单数据必须是对象", {"_form": "表单数据必须是对象"})
@@ -466,6 +559,8 @@ class Engine(ApprovalCommands, TimerCommands):
                 raise Conflict(_closed_task_refusal(row))
             if run.instance.status != "running":
                 raise Conflict(acting.STATUS_REFUSALS.get(run.instance.status, "流程不在运行中"))
+            if expected_revision is not None and expected_revision != run.instance.revision:
+                raise Conflict("流程已被他人更新，请刷新后再提交", error="stale_revision")
             actor = self.actor(session, user)
             return operations.complete(run, row, data, actor, opinion)
 

@@ -23,6 +23,20 @@ class NotFound(EngineError):
     status = 404
 
 
+class NotSignedIn(EngineError):
+    """Wrong username or password, or a missing, expired or revoked token."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class SignInLocked(EngineError):
+    """Too many failed sign-ins in a row: this username waits before trying again."""
+
+    code = "too_many_attempts"
+    status = 429
+
+
 class Forbidden(EngineError):
     code = "forbidden"
     status = 403

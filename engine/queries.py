@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from . import approval_views, items
+from . import approval_views, instance_views, items
 from .bpmn import json_safe, load_state
 from .errors import Forbidden, NotFound
 from .lights import light
 from .models import (
-    CarbonCopy,
     Event,
     HumanTask,
     HumanTaskCandidate,
@@ -179,6 +178,7 @@ def task_detail(
     )
     detail["form"] = version.forms.get(task.form) if task.form else None
     detail["instructions"] = task.instructions
+    detail["instance_revision"] = instance.revision
     live = task.state in ("open", "waiting")
     detail["data"] = _task_data(instance, version, task) if live else task.submitted
     detail.update(approval_views.task_extras(session, task))
@@ -277,35 +277,7 @@ def _event_dict(event: Event, username: str | None) -> dict[str, Any]:
 
 
 def may_view_instance(session: Session, instance: ProcessInstance, actor: "Actor") -> bool:
-    """Admins and `sees_all` roles see everything; anyone else sees what they started, took part
-    in (assignee, candidate, completer, CC) and what concerns their unit (a task or the tracked
-    item's lead unit)."""
-    if actor.is_admin or actor.sees_all or instance.started_by_id == actor.id:
-        return True
-    task_ids = select(HumanTask.id).where(HumanTask.instance_id == instance.id)
-    mine = or_(
-        HumanTask.assignee_id == actor.id,
-        HumanTask.completed_by_id == actor.id,
-        HumanTask.owner_id == actor.id,
-        HumanTask.id.in_(
-            select(HumanTaskCandidate.task_id).where(
-                HumanTaskCandidate.user_id == actor.id, HumanTaskCandidate.task_id.in_(task_ids)
-            )
-        ),
-    )
-    if actor.unit_id is not None:
-        mine = or_(mine, HumanTask.unit_id == actor.unit_id)
-    checks = [
-        exists().where(HumanTask.instance_id == instance.id, mine),
-        exists().where(CarbonCopy.instance_id == instance.id, CarbonCopy.user_id == actor.id),
-    ]
-    if actor.unit_id is not None:
-        checks.append(
-            exists().where(
-                TrackedItem.instance_id == instance.id, TrackedItem.lead_unit_id == actor.unit_id
-            )
-        )
-    return bool(session.scalar(select(or_(*checks))))
+    return instance_views.may_view(session, instance.id, actor)
 
 
 def _child_ids(session: Session, instance_id: int) -> list[int]:

@@ -129,6 +129,6 @@ def test_an_instance_is_visible_to_its_people_and_unit_not_to_others(engine, cli
 def test_pages_speak_chinese_even_for_errors(client) -> None:
     home = client.get("/").get_data(as_text=True)
     assert "督办系统运行状态" in home and "/api/v1" in home
-    missing = client.get("/login")
+    missing = client.get("/no-such-page")
     assert missing.status_code == 404 and "页面不存在" in missing.get_data(as_text=True)
     assert client.get("/api/v1/nope").get_json()["error"]  # the API still answers JSON

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -15,17 +16,24 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
         DATABASE_URL=os.environ.get("DATABASE_URL", "sqlite:///duban.db"),
         SECRET_KEY=os.environ.get("DUBAN_SECRET_KEY") or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
-        JSON_AS_ASCII=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        IDENTITY_PROVIDER=os.environ.get("DUBAN_IDENTITY_PROVIDER"),
+        PASSWORD_LOGIN=os.environ.get("DUBAN_PASSWORD_LOGIN", "1") != "0",
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if config:
         app.config.update(config)
     app.extensions["duban"] = engine or Engine(app.config["DATABASE_URL"])
 
-    from . import api, health
+    from . import api, auth, health, identity, security
 
+    security.init_app(app)
+    app.extensions["duban_identity"] = identity.load_provider(app)
+    app.jinja_env.globals["current_user"] = auth.current_user
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    security.csrf.exempt(api.bp)  # bearer tokens; session callers are checked in api.support
     return app
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, render_template_string, request
+from flask import Blueprint, current_app, render_template, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from engine.workdays import BEIJING
@@ -18,8 +18,6 @@ _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>督办
 或命令行 <code>duban</code> 办理。</p>
 </html>"""
 
-_ERROR = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
-<title>督办 · {{ title }}</title><h1>{{ title }}</h1><p><a href="/">返回首页</a></p></html>"""
 _TITLES = {
     404: "页面不存在",
     405: "不支持该请求方法",
@@ -56,4 +54,4 @@ def page_error(exc: HTTPException) -> tuple[Any, int]:
     title = _TITLES.get(status, "请求无法完成")
     if request.path.startswith("/api/"):
         return {"error": "not_found" if status == 404 else "http_error", "message": title}, status
-    return render_template_string(_ERROR, title=title), status
+    return render_template("error.html", title=title, message=None), status

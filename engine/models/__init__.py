@@ -1,5 +1,6 @@
 """All engine tables. Importing this package registers every model on `Base.metadata`."""
 
+from .accounts import ApiToken, SignInThrottle
 from .approvals import CarbonCopy, Opinion
 from .base import Base
 from .definitions import Deployment, DeploymentFile, ProcessVersion
@@ -10,6 +11,8 @@ from .items import TrackedItem
 from .notifications import Notification
 
 __all__ = [
+    "ApiToken",
+    "SignInThrottle",
     "Base",
     "CalendarOverride",
     "CarbonCopy",

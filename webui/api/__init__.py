@@ -1,0 +1,53 @@
+"""JSON API under /api/v1: the engine's commands and reads over HTTP, errors as JSON.
+
+One module per area registers its routes on `bp`; each route is documented in the OpenAPI
+fragment of the same name under `webui/openapi/`.
+"""
+
+from typing import Any
+
+from flask import Blueprint
+from werkzeug.exceptions import HTTPException
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+HTTP_MESSAGES = {
+    400: "请求格式不正确",
+    401: "请先登录",
+    403: "您无权执行此操作",
+    404: "资源不存在",
+    405: "不支持该请求方法",
+    413: "请求内容过大",
+    415: "请求内容类型不受支持",
+}
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
+    status = exc.code or 500
+    message = HTTP_MESSAGES.get(status, "请求失败")
+    return {"error": exc.name.lower().replace(" ", "_"), "message": message}, status
+
+
+from . import (  # noqa: E402  (modules register their routes on bp)
+    auth,
+    directory,
+    instances,
+    ledger,
+    messages,
+    openapi,
+    processes,
+    tasks,
+)
+
+__all__ = [
+    "auth",
+    "bp",
+    "directory",
+    "instances",
+    "ledger",
+    "messages",
+    "openapi",
+    "processes",
+    "tasks",
+]
