@@ -120,9 +120,7 @@ class AccountCommands:
             )
             return len(rows)
 
-    def record_refusal(
-        self: "Engine", username: str | None, action: str, message: str
-    ) -> None:
+    def record_refusal(self: "Engine", username: str | None, action: str, message: str) -> None:
         """Audit a refused request (HTTP 403); it changes nothing else."""
         with self.write_session() as session, session.begin():
             actor_id = None

@@ -7,6 +7,7 @@ a fixed clock, and a helper to deploy inline BPMN.
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -22,11 +23,11 @@ ON_POSTGRES = PG_URL.startswith("postgres")
 START = datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING)  # a Tuesday, a working day
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def fresh_database(folder: Path) -> Iterator[str]:
     """A database nobody else uses: a new SQLite file, or a new PostgreSQL database."""
     if not ON_POSTGRES:
-        yield f"sqlite:///{tmp_path / 'duban.db'}"
+        yield f"sqlite:///{folder / 'duban.db'}"
         return
     base = make_url(
         PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -43,6 +44,12 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

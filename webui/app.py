@@ -6,8 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from engine import Engine
+
+MAX_ROW_ID = 2**31 - 1
 
 
 def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -21,6 +24,9 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
         PASSWORD_LOGIN=os.environ.get("DUBAN_PASSWORD_LOGIN", "1") != "0",
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Row ids are 32-bit on PostgreSQL: a larger number in a URL is simply not found (404),
+    # rather than a database error.
+    app.url_map.converters["int"] = RowIdConverter
     if config:
         app.config.update(config)
     app.extensions["duban"] = engine or Engine(app.config["DATABASE_URL"])
@@ -37,5 +43,12 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     return app
 
 
+class RowIdConverter(IntegerConverter):
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def get_engine(app: Flask) -> Engine:
     return app.extensions["duban"]
+

@@ -4,6 +4,8 @@ One module per area registers its routes on `bp`; each route is documented in th
 fragment of the same name under `webui/openapi/`.
 """
 
+import importlib
+import pkgutil
 from typing import Any
 
 from flask import Blueprint
@@ -29,25 +31,11 @@ def http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
     return {"error": exc.name.lower().replace(" ", "_"), "message": message}, status
 
 
-from . import (  # noqa: E402  (modules register their routes on bp)
-    auth,
-    directory,
-    instances,
-    ledger,
-    messages,
-    openapi,
-    processes,
-    tasks,
-)
+def _register_areas() -> None:
+    """Import every area module of this package; each registers its routes on `bp`."""
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name != "support":
+            importlib.import_module(f"{__name__}.{module.name}")
 
-__all__ = [
-    "auth",
-    "bp",
-    "directory",
-    "instances",
-    "ledger",
-    "messages",
-    "openapi",
-    "processes",
-    "tasks",
-]
+
+_register_areas()

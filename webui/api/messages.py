@@ -6,8 +6,9 @@ from flask import request
 
 from engine import InvalidData
 
+from ..app import MAX_ROW_ID
 from . import bp
-from .support import engine, login_required, optional_body, paging, username
+from .support import engine, login_required, optional_body, paging, username, whole_number
 
 
 @bp.get("/notifications")
@@ -25,8 +26,8 @@ def mark_read() -> dict[str, Any]:
     """`{ids: [...]}` marks those; no body (or no ids) marks all of the caller's."""
     data = optional_body()
     ids = data.get("ids")
-    if ids is not None and (
-        not isinstance(ids, list) or not all(type(i) is int for i in ids)
-    ):
-        raise InvalidData("ids 应为消息编号列表", {"ids": "应为整数列表"})
+    if ids is not None:
+        if not isinstance(ids, list) or not all(whole_number(i, 1, MAX_ROW_ID) for i in ids):
+            raise InvalidData("ids 应为消息编号列表", {"ids": "应为正整数列表"})
+        ids = [int(i) for i in ids]
     return {"marked": engine().mark_notifications_read(username(), ids)}

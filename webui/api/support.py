@@ -93,3 +93,10 @@ def paging() -> dict[str, int]:
             raise InvalidData(f"{key} 必须是正整数", {key: "应为正整数"})
         values[key] = min(int(raw), 500)
     return values
+
+
+def whole_number(value: object, low: int, high: int) -> bool:
+    """JSON has one number type: 12.0 is the integer 12 (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value).is_integer() and low <= value <= high

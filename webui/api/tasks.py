@@ -17,6 +17,7 @@ from .support import (
     paging,
     text,
     username,
+    whole_number,
 )
 
 BOXES = ("todo", "done", "cc", "started")
@@ -55,8 +56,10 @@ def unclaim(task_id: str) -> dict[str, Any]:
 def complete(task_id: str) -> dict[str, Any]:
     data = body()
     revision = data.get("instance_revision")
-    if revision is not None and (not isinstance(revision, int) or isinstance(revision, bool)):
-        raise InvalidData("instance_revision 必须是整数", {"instance_revision": "应为整数"})
+    if revision is not None:
+        if not whole_number(revision, 0, 2**31 - 1):
+            raise InvalidData("instance_revision 必须是整数", {"instance_revision": "应为整数"})
+        revision = int(revision)
     return engine().complete(
         task_id,
         form_data(data),
