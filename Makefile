@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-# Debian packages the browser tests need (Chromium for Playwright, a CJK font for screenshots).
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei
+# Debian packages the tests need: Chromium for Playwright, a CJK font for screenshots and
+# documents, LibreOffice Writer to check .docx layout (rendered to PDF).
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei libreoffice-writer
 
 .PHONY: run test lint install system-deps
 
@@ -21,7 +22,7 @@ node_modules/.package-lock.json: package-lock.json
 install: $(BIN)/duban node_modules/.package-lock.json
 
 system-deps:
-	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh | grep -q .; then \
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh | grep -q . || ! command -v soffice >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES); \
 	  else echo "请先安装：sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; fi
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from engine import Engine, FixedClock
+from engine import Engine, FixedClock, scenarios
 from engine.workdays import BEIJING
 
 PG_URL = os.environ.get("DATABASE_URL", "")
@@ -80,3 +80,25 @@ def deploy(engine: Engine, tmp_path: Path):
         return engine.deploy(folder, by=by)
 
     return _deploy
+
+
+@pytest.fixture(scope="session")
+def county_template() -> Iterator[scenarios.TemplateDatabase]:
+    """The demo county's directory and every process of processes/, prepared once per worker
+    (hashing 75 passwords and parsing every process costs seconds)."""
+    from tests.county import load_county
+
+    template = scenarios.TemplateDatabase(PG_URL if ON_POSTGRES else None, load_county)
+    yield template
+    template.close()
+
+
+@pytest.fixture
+def county_engine(
+    county_template: scenarios.TemplateDatabase, clock: FixedClock
+) -> Iterator[Engine]:
+    """An engine on a fresh copy of the demo county (password `demo`), no instances yet."""
+    with county_template.copy() as url:
+        eng = Engine(url, clock=clock)
+        yield eng
+        eng.db.dispose()

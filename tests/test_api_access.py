@@ -7,14 +7,19 @@ from sqlalchemy import select
 
 from engine import Engine, FixedClock
 from engine.models import ApiToken, Event, HumanTask, User
-from tests.county import load_county, token
+from tests.county import token
 from webui import create_app
 from webui.api.openapi import document
 
 
 @pytest.fixture
+def engine(county_engine: Engine) -> Engine:
+    """These tests run on a fresh copy of the demo county."""
+    return county_engine
+
+
+@pytest.fixture
 def app(engine: Engine):
-    load_county(engine)
     return create_app({"TESTING": True, "SECRET_KEY": "access"}, engine=engine)
 
 
@@ -259,6 +264,16 @@ def test_responses_carry_security_headers(client) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_ledger_exports_what_it_lists(client) -> None:
+    staff = token(client, "staff")
+    response = client.get("/api/v1/items?format=xlsx&light=red", headers=staff)
+    assert response.status_code == 200
+    assert response.content_type.startswith("application/vnd.openxmlformats")
+    assert response.data[:2] == b"PK"
+    bad = client.get("/api/v1/items?light=purple", headers=staff)
+    assert bad.status_code == 422 and "light" in bad.get_json()["errors"]
 
 
 def test_notifications_are_the_callers_own(client) -> None:

@@ -5,13 +5,18 @@ applies for completion, staff verifies and closes it. Other units never see it."
 import pytest
 
 from engine import Engine
-from tests.county import load_county, token
+from tests.county import token
 from webui import create_app
 
 
 @pytest.fixture
+def engine(county_engine: Engine) -> Engine:
+    """These tests run on a fresh copy of the demo county."""
+    return county_engine
+
+
+@pytest.fixture
 def client(engine: Engine):
-    load_county(engine)
     app = create_app({"TESTING": True, "SECRET_KEY": "walk"}, engine=engine)
     return app.test_client()
 

@@ -6,13 +6,17 @@ import re
 import pytest
 
 from engine import Engine
-from tests.county import load_county
 from webui import create_app
 
 
 @pytest.fixture
+def engine(county_engine: Engine) -> Engine:
+    """These tests run on a fresh copy of the demo county."""
+    return county_engine
+
+
+@pytest.fixture
 def app(engine: Engine):
-    load_county(engine)
     return create_app({"SECRET_KEY": "pages"}, engine=engine)  # CSRF on, as in production
 
 
@@ -89,7 +93,6 @@ def test_locked_out_on_the_page_too(app) -> None:
 
 
 def test_an_external_identity_provider_plugs_in(engine: Engine) -> None:
-    load_county(engine)
     app = create_app(
         {"SECRET_KEY": "idp", "IDENTITY_PROVIDER": "tests.fake_identity:create_provider"},
         engine=engine,

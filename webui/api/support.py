@@ -10,6 +10,7 @@ from engine import Engine, EngineError, InvalidData
 from engine.errors import NotSignedIn
 
 from ..app import get_engine
+from ..auth import current_user
 from ..security import csrf
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -21,7 +22,9 @@ def engine() -> Engine:
 
 def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ").strip() or None if header.startswith("Bearer ") else None
+    if not header.startswith("Bearer "):
+        return None
+    return header.removeprefix("Bearer ").strip() or None
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +38,10 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         elif session.get("username"):
             if request.method in UNSAFE_METHODS:
                 csrf.protect()
-            g.username = session["username"]
+            user = current_user()  # None if deactivated since signing in
+            if user is None:
+                raise NotSignedIn("请先登录")
+            g.username = user["username"]
         else:
             raise NotSignedIn("请先登录")
         return view(*args, **kwargs)
