@@ -1,10 +1,14 @@
 """Process definitions: read a folder, validate all of it, deploy new versions, cache the specs."""
 
+import ast
+import base64
 import hashlib
 import json
 import threading
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,8 +24,11 @@ from .bpmn import UnsafeXml, make_parser, parse_xml
 from .errors import DefinitionError, NotFound
 from .models import Deployment, DeploymentFile, ProcessVersion
 
-SUFFIX_KINDS = {".bpmn": "bpmn", ".dmn": "dmn", ".json": "form"}
+SUFFIX_KINDS = {".bpmn": "bpmn", ".dmn": "dmn", ".json": "form", ".docx": "template"}
+BINARY_KINDS = {"template"}  # stored base64 in DeploymentFile.content (Text)
+DOCUMENT_HANDLER = "render_document"
 METADATA_FILE = "duban.toml"
+SCENARIO_SUFFIX = ".scenarios.yaml"  # designers' scenario tests (engine/scenarios.py)
 FORM_PROPERTY = "formJsonSchemaFilename"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -80,6 +87,8 @@ def read_folder(path: str | Path) -> list[SourceFile]:
     found = []
     for file in candidates:
         kind = "meta" if file.name == METADATA_FILE else SUFFIX_KINDS.get(file.suffix.lower())
+        if file.name.endswith(SCENARIO_SUFFIX):  # kept with the deployment for the designer
+            kind = "scenario"
         if kind:
             name = file.relative_to(root).as_posix()
             found.append(SourceFile(name, kind, file.read_bytes()))
@@ -95,6 +104,8 @@ def validate_bundle(sources: list[SourceFile]) -> Bundle:
     for source in sources:
         if source.kind == "form":
             bundle.forms[source.name] = _load_form(source)
+        elif source.kind == "template":
+            _check_template(source)
     metadata = _load_metadata(bundle.files)
     parser = make_parser()
     xml_roots = {}
@@ -136,6 +147,62 @@ def _load_form(source: SourceFile) -> dict[str, Any]:
     if problem:
         raise DefinitionError(problem, file=source.name)
     return schema
+
+
+def _check_template(source: SourceFile) -> None:
+    """A document template must be a Word .docx (a zip holding word/document.xml)."""
+    try:
+        with zipfile.ZipFile(BytesIO(source.content)) as docx:
+            docx.getinfo("word/document.xml")
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise DefinitionError("文书模板不是有效的 Word（.docx）文件", file=source.name) from exc
+
+
+def _template_files(process_parsers: list[Any], bpmn_file: str, bundle: Bundle) -> set[str]:
+    """Templates named by `render_document` service tasks: versioned with their process."""
+    found = set()
+    for process_parser in process_parsers:
+        for node in process_parser.node.iter(f"{{{SPIFF_NS}}}serviceTaskOperator"):
+            if node.get("id") != DOCUMENT_HANDLER:
+                continue
+            for param in node.iter(f"{{{SPIFF_NS}}}parameter"):
+                if param.get("id") != "template":
+                    continue
+                element = node.getparent().getparent()
+                names = _quoted_docx(param.get("value") or "")
+                if not names:
+                    raise DefinitionError(
+                        "render_document 的 template 参数须写出带引号的 .docx 文件名",
+                        file=bpmn_file,
+                        element=element.get("id"),
+                    )
+                for name in names:
+                    resolved = resolve_form(bpmn_file, name)
+                    known = bundle.files.get(resolved)
+                    if known is None or known.kind != "template":
+                        raise DefinitionError(
+                            f"服务任务“{element.get('name') or element.get('id')}”引用的文书模板"
+                            f" {name} 不存在",
+                            file=bpmn_file,
+                            element=element.get("id"),
+                        )
+                    found.add(resolved)
+    return found
+
+
+def _quoted_docx(expression: str) -> list[str]:
+    """Every quoted `.docx` name in a template expression (it may choose between several)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return []
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.lower().endswith(".docx")
+    ]
 
 
 def _load_metadata(files: dict[str, SourceFile]) -> dict[str, Any]:
@@ -229,6 +296,7 @@ def _parse_process(
             files.add(sub_parser.filename)
     for name in list(files):
         files |= _decision_files(parser, parser_for_file(parser, name))
+        files |= _template_files(parser_for_file(parser, name), name, bundle)
     for task_spec in _task_specs(spec, subprocess_specs):
         form = _form_property(task_spec)
         if form is None:
@@ -372,11 +440,20 @@ def _store_deployment(
                 deployment_id=deployment.id,
                 name=file.name,
                 kind=file.kind,
-                content=file.content.decode("utf-8"),
+                content=stored_text(file.kind, file.content),
                 sha256=file.sha256,
             )
         )
     return deployment
+
+
+def stored_text(kind: str, content: bytes) -> str:
+    """DeploymentFile.content is text: binary files (templates) are kept as base64."""
+    return base64.b64encode(content).decode("ascii") if kind in BINARY_KINDS else content.decode()
+
+
+def stored_bytes(kind: str, content: str) -> bytes:
+    return base64.b64decode(content) if kind in BINARY_KINDS else content.encode("utf-8")
 
 
 def latest_version(session: Session, key: str) -> ProcessVersion | None:
@@ -442,7 +519,8 @@ class SpecCache:
         bundle = self._bundles.get(deployment.id)
         if bundle is None:
             sources = [
-                SourceFile(f.name, f.kind, f.content.encode("utf-8")) for f in deployment.files
+                SourceFile(f.name, f.kind, stored_bytes(f.kind, f.content))
+                for f in deployment.files
             ]
             bundle = validate_bundle(sources)
             with self._lock:

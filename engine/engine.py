@@ -22,6 +22,7 @@ from . import (
     boxes,
     definitions,
     directory,
+    drafts,
     handlers,
     instance_views,
     ledger,
@@ -34,7 +35,10 @@ from .account_commands import AccountCommands
 from .approval_commands import ApprovalCommands
 from .bpmn import CommandClock, running_at
 from .clock import Clock, FixedClock, SystemClock
+from .console_commands import ConsoleCommands
 from .db import make_engine, session_factories
+from .designer_commands import DesignerCommands
+from .document_commands import DocumentCommands
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .helpers import script_helpers
 from .models import (
@@ -45,6 +49,7 @@ from .models import (
     ProcessInstance,
     ProcessVersion,
 )
+from .page_commands import PageCommands
 from .runtime import Context, Run, load_run, new_run
 from .sandbox import make_script_engine
 from .start_timers import schedule_start_timers
@@ -67,7 +72,15 @@ class Actor:
         return ADMIN_ROLE in self.roles
 
 
-class Engine(AccountCommands, ApprovalCommands, TimerCommands):
+class Engine(
+    AccountCommands,
+    ApprovalCommands,
+    ConsoleCommands,
+    DesignerCommands,
+    DocumentCommands,
+    PageCommands,
+    TimerCommands,
+):
     def __init__(
         self,
         url: str | None = None,
@@ -562,6 +575,7 @@ class Engine(AccountCommands, ApprovalCommands, TimerCommands):
             if expected_revision is not None and expected_revision != run.instance.revision:
                 raise Conflict("流程已被他人更新，请刷新后再提交", error="stale_revision")
             actor = self.actor(session, user)
+            drafts.discard(session, row.id)  # the submitted form supersedes every draft of it
             return operations.complete(run, row, data, actor, opinion)
 
     def _open_task(self, session: Session, task_id: str) -> HumanTask:

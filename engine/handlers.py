@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from . import audit, directory, items, notifications, urging
+from . import audit, directory, documents, items, notifications, reports, urging
 from .bpmn import json_safe
 from .errors import EngineError
 from .models import HumanTask, ProcessVersion, Unit
@@ -227,3 +227,28 @@ def list_units(run: "Run", values: dict[str, Any]) -> list[dict[str, Any]]:
 def item_report(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
     _require(values, "kind")
     return items.report(run.session, str(values["kind"]), run.ctx.now, run.ctx.calendar)
+
+
+@handler("render_document")
+def render_document(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+    """Render a .docx template deployed with this process and keep it with the instance."""
+    _require(values, "kind", "template")
+    return documents.render_for(run, values)
+
+
+@handler("period_report")
+def period_report(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+    """Figures of one month (`period` = `YYYY-MM`) or year (`YYYY`), ranked by unit, from SQL."""
+    _require(values, "kind", "period")
+    try:
+        period = reports.Period.parse(str(values["period"]))
+    except ValueError as exc:
+        raise EngineError(str(exc)) from exc
+    return reports.period_report(
+        run.session,
+        str(values["kind"]),
+        period,
+        run.ctx.now,
+        run.ctx.calendar,
+        rectification_kind=str(values.get("rectification_kind") or "整改任务"),
+    )

@@ -119,11 +119,13 @@ def light(item: TrackedItem, now: datetime, calendar: WorkdayCalendar) -> str:
 def light_filter(
     query: Select[Any], wanted: str, now: datetime, calendar: WorkdayCalendar
 ) -> Select[Any]:
-    """Narrow a query over TrackedItem to one light, in SQL."""
+    """Narrow a query over TrackedItem to one light, in SQL: the same rule as `light`.
+    Every comparison is guarded against NULL, or NOT(NULL) would drop rows from green."""
+    deadline, report_due = TrackedItem.deadline, TrackedItem.next_report_due
     open_ = TrackedItem.closed_at.is_(None)
-    red = and_(open_, TrackedItem.deadline < now)
-    soon = and_(TrackedItem.deadline < lights.yellow_threshold(now, calendar))
-    missing = TrackedItem.next_report_due < now
+    red = and_(open_, deadline.is_not(None), deadline < now)
+    soon = and_(deadline.is_not(None), deadline < lights.yellow_threshold(now, calendar))
+    missing = and_(report_due.is_not(None), report_due < now)
     yellow = and_(open_, not_(red), or_(soon, missing))
     conditions = {"red": red, "yellow": yellow, "green": not_(or_(red, yellow))}
     return query.where(conditions[wanted])

@@ -1,14 +1,15 @@
 """The ledger (台账): tracked items filtered by kind, unit, source, status and light, from SQL."""
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from . import items
+from .errors import InvalidData
 from .models import TrackedItem, Unit
-from .workdays import WorkdayCalendar
+from .workdays import BEIJING, WorkdayCalendar
 
 
 def ledger(
@@ -23,11 +24,12 @@ def ledger(
     status: str | None = None,
     light: str | None = None,
     closed: bool | None = None,
+    period: str | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> dict[str, Any]:
-    """`unit` filters by lead or cooperating unit (code or name); `unit_ids`, when given,
-    limits the ledger to what those units may see."""
+    """`unit` filters by lead unit (code or name); `unit_ids`, when given, limits the ledger
+    to what those units may see; `period` (`2027`, `2027-03`) to items due within it."""
     query = select(TrackedItem)
     if kind:
         query = query.where(TrackedItem.kind == kind)
@@ -44,6 +46,9 @@ def ledger(
         query = query.where(
             TrackedItem.closed_at.is_not(None) if closed else TrackedItem.closed_at.is_(None)
         )
+    if period:
+        start, end = period_bounds(period)
+        query = query.where(TrackedItem.deadline >= start, TrackedItem.deadline < end)
     if light in ("red", "yellow", "green"):
         query = items.light_filter(query, light, now, calendar)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -60,3 +65,23 @@ def ledger(
         "page": page,
         "per_page": per_page,
     }
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """A year (`2027`) or a month (`2027-03`), as Beijing-time [start, end)."""
+    try:
+        if len(period) == 4:
+            year = int(period)
+            start, end = date(year, 1, 1), date(year + 1, 1, 1)
+        else:
+            year, month = (int(part) for part in period.split("-"))
+            start = date(year, month, 1)
+            end = date(year + month // 12, month % 12 + 1, 1)
+    except ValueError as exc:
+        raise InvalidData(
+            "时段格式应为 2027 或 2027-03", {"period": "格式应为 YYYY 或 YYYY-MM"}
+        ) from exc
+    return (
+        datetime.combine(start, time(), BEIJING),
+        datetime.combine(end, time(), BEIJING),
+    )

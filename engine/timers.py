@@ -79,6 +79,7 @@ class TimerCommands:
                     instance_id=row.instance_id,
                     task_id=row.task_id,
                     reason=row.last_error,
+                    detail={"timer": row.id, "element": row.element, "due_at": row.due_at},
                 )
 
     def next_timer_due(self: "Engine") -> datetime | None:

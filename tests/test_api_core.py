@@ -30,7 +30,9 @@ def _login(client, username: str = "u1") -> dict[str, str]:
 
 def test_health(client) -> None:
     assert client.get("/health").get_json()["status"] == "ok"
-    assert "督办系统运行状态" in client.get("/").get_data(as_text=True)
+    home = client.get("/")  # home is the inbox, behind the sign-in page
+    assert home.status_code == 302 and home.headers["Location"] == "/inbox"
+    assert client.get("/inbox").headers["Location"].startswith("/login")
 
 
 def test_start_list_and_complete(client) -> None:
@@ -127,8 +129,8 @@ def test_an_instance_is_visible_to_its_people_and_unit_not_to_others(engine, cli
 
 
 def test_pages_speak_chinese_even_for_errors(client) -> None:
-    home = client.get("/").get_data(as_text=True)
-    assert "督办系统运行状态" in home and "/api/v1" in home
+    login = client.get("/login").get_data(as_text=True)
+    assert "登录督办系统" in login and 'lang="zh-CN"' in login
     missing = client.get("/no-such-page")
     assert missing.status_code == 404 and "页面不存在" in missing.get_data(as_text=True)
     assert client.get("/api/v1/nope").get_json()["error"]  # the API still answers JSON

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from engine import Engine, FixedClock
 from tests.conftest import START, fresh_database
@@ -85,6 +86,9 @@ def staff_token(demo_app) -> str:
 SCHEMA = schemathesis.openapi.from_dict(document())
 OPERATIONS = {op.ok().label: op.ok() for op in SCHEMA.get_all_operations()}
 SKIPPED = {"DELETE /auth/token"}  # would sign the fuzzing user out
+# Ids whose meaning depends on another field (instance or task ids, by `action`): a
+# schema-valid id can still be wrong, and is refused with 422 before anything runs.
+BUSINESS_RULES = {"POST /console/bulk"}
 
 
 @pytest.mark.parametrize("label", sorted(set(OPERATIONS) - SKIPPED))
@@ -97,6 +101,10 @@ def test_fuzzed_requests_get_documented_answers(label, demo_app, staff_token) ->
         max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
     )
     def answer_as_documented(case) -> None:
-        case.call_and_validate(app=demo_app, headers={"Authorization": f"Bearer {staff_token}"})
+        case.call_and_validate(
+            app=demo_app,
+            headers={"Authorization": f"Bearer {staff_token}"},
+            excluded_checks=[positive_data_acceptance] if label in BUSINESS_RULES else [],
+        )
 
     answer_as_documented()

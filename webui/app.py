@@ -39,6 +39,9 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    register_pages(app)
+    register_console(app)
+    register_designer(app)
     security.csrf.exempt(api.bp)  # bearer tokens; session callers are checked in api.support
     return app
 
@@ -52,3 +55,40 @@ class RowIdConverter(IntegerConverter):
 def get_engine(app: Flask) -> Engine:
     return app.extensions["duban"]
 
+
+def register_pages(app: Flask) -> None:
+    """The people's pages (issue 6): one blueprint per area."""
+    from . import (
+        dashboard,
+        evaluation,
+        inbox,
+        instances,
+        ledger,
+        messages,
+        pages,
+        start,
+        tasks,
+        vendor,
+    )
+
+    for module in (pages, inbox, tasks, start, instances, ledger, dashboard, evaluation, messages):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(vendor.bp)
+    from . import bulletins
+
+    app.register_blueprint(bulletins.bp)  # 月度通报 (issue 8)
+
+
+def register_designer(app: Flask) -> None:
+    """The process designer (issue 7): modeler, versions, diff, migration."""
+    from . import designer
+
+    app.register_blueprint(designer.bp)
+
+
+def register_console(app: Flask) -> None:
+    """The operations console (issue 7) and the Prometheus endpoint."""
+    from . import console, console_directory, metrics
+
+    for module in (console, console_directory, metrics):
+        app.register_blueprint(module.bp)

@@ -52,10 +52,10 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def _safe_next(target: str | None) -> str:
     """Only local paths: an open redirect would let a phishing link borrow our sign-in."""
     if not target:
-        return url_for("health.index")
+        return url_for("inbox.index")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("health.index")
+        return url_for("inbox.index")
     return target
 
 
@@ -112,7 +112,7 @@ def login_callback() -> Any:
     provider = current_app.extensions.get("duban_identity")
     if provider is None:
         return redirect(url_for("auth.login"))
-    next_url = session.get("login_next") or url_for("health.index")
+    next_url = session.get("login_next") or url_for("inbox.index")
     try:
         username = provider.finish(request)
         get_engine(current_app).profile(username)  # must be an active duban user

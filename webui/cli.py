@@ -139,15 +139,22 @@ def serve(host: str, port: int) -> None:
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Fire what is due now, then exit.")
 def worker(interval: float, once: bool) -> None:
-    """Fire due timers; run any number of workers side by side."""
+    """Fire due timers; run any number of workers side by side. Each loop writes a heartbeat
+    (the console's health page shows which workers are alive)."""
     engine = _engine()
-    while True:
-        fired = engine.fire_due_timers()
-        if fired:
-            click.echo(f"{datetime.now().isoformat(timespec='seconds')} 触发定时器 {fired} 个")
-        if once:
-            return
-        time.sleep(interval)
+    name = None
+    try:
+        while True:
+            fired = engine.fire_due_timers()
+            name = engine.worker_heartbeat(name=name, interval=interval, fired=fired, stopping=once)
+            if fired:
+                click.echo(f"{datetime.now().isoformat(timespec='seconds')} 触发定时器 {fired} 个")
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        if name:
+            engine.worker_heartbeat(name=name, interval=interval, stopping=True)
 
 
 @cli.group()

@@ -1,22 +1,13 @@
 """Health: is the database reachable, when is the next timer due."""
 
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, render_template_string, request
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
-
-from engine.workdays import BEIJING
 
 from .app import get_engine
 
 bp = Blueprint("health", __name__)
-
-_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>督办 · 运行状态</title>
-<h1>督办系统运行状态</h1><p>数据库：{{ database }}</p><p>下一个定时器：{{ next_timer or "无" }}</p>
-<p>办理页面尚在建设中；目前可通过 JSON 接口 <code>/api/v1</code>
-或命令行 <code>duban</code> 办理。</p>
-</html>"""
 
 _TITLES = {
     404: "页面不存在",
@@ -27,23 +18,28 @@ _TITLES = {
 
 
 @bp.get("/health")
-def health() -> tuple[dict[str, str | None], int]:
+def health() -> tuple[dict[str, Any], int]:
+    """For load balancers and monitors: 503 only when the database is unreachable; workers
+    alive and the timer queue depth are reported (the console's 系统健康 page says more)."""
     engine = get_engine(current_app)
     try:
         due = engine.next_timer_due()
+        figures = engine.health()
     except Exception as exc:  # the database is down: say so, don't crash
         return {"status": "error", "database": f"不可用：{type(exc).__name__}"}, 503
-    return {"status": "ok", "database": "ok", "next_timer": due.isoformat() if due else None}, 200
+    return {
+        "status": "ok",
+        "database": "ok",
+        "next_timer": due.isoformat() if due else None,
+        "workers_alive": figures["workers_alive"],
+        "queue_depth": figures["queue_depth"],
+    }, 200
 
 
 @bp.get("/")
-def index() -> str:
-    body, _ = health()
-    due = body.get("next_timer")
-    shown = (
-        datetime.fromisoformat(due).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") if due else None
-    )
-    return render_template_string(_PAGE, database=body["database"], next_timer=shown)
+def index() -> Response:
+    """Home is the inbox (sign-in first when needed); /health and the console report status."""
+    return redirect(url_for("inbox.index"))
 
 
 @bp.app_errorhandler(HTTPException)

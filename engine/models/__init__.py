@@ -4,11 +4,15 @@ from .accounts import ApiToken, SignInThrottle
 from .approvals import CarbonCopy, Opinion
 from .base import Base
 from .definitions import Deployment, DeploymentFile, ProcessVersion
+from .designs import ProcessDraft
 from .directory import CalendarOverride, Role, Unit, User, user_role
+from .documents import Document
+from .drafts import TaskDraft
 from .events import Event, TaskHistory
 from .instances import HumanTask, HumanTaskCandidate, MessageSubscription, ProcessInstance, Timer
 from .items import TrackedItem
 from .notifications import Notification
+from .operations import WorkerHeartbeat
 
 __all__ = [
     "ApiToken",
@@ -18,19 +22,23 @@ __all__ = [
     "CarbonCopy",
     "Deployment",
     "DeploymentFile",
+    "Document",
     "Event",
     "HumanTask",
     "HumanTaskCandidate",
     "MessageSubscription",
     "Notification",
     "Opinion",
+    "ProcessDraft",
     "ProcessInstance",
     "ProcessVersion",
     "Role",
+    "TaskDraft",
     "TaskHistory",
     "Timer",
     "TrackedItem",
     "Unit",
     "User",
+    "WorkerHeartbeat",
     "user_role",
 ]

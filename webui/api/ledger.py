@@ -30,6 +30,7 @@ def item_filters() -> dict[str, Any]:
         "status": args.get("status") or None,
         "light": light,
         "closed": None if not closed else closed == "true",
+        "period": args.get("period") or None,
     }
 
 

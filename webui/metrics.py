@@ -1,0 +1,73 @@
+"""/metrics: the engine's health figures in the Prometheus text format (prometheus-client).
+
+Counts only, no names or data. When `METRICS_TOKEN` is configured, scrapers must send it as
+`Authorization: Bearer <token>`.
+"""
+
+import hmac
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .app import get_engine
+
+bp = Blueprint("metrics", __name__)
+
+
+class EngineCollector(Collector):
+    """Reads the figures once per scrape; a database that cannot be reached is `duban_up 0`."""
+
+    def __init__(self, health: dict[str, Any] | None) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "duban_database_up", "数据库是否可用（1 可用，0 不可用）", value=int(bool(self.health))
+        )
+        if not self.health:
+            return
+        health = self.health
+        instances = GaugeMetricFamily("duban_instances", "各状态的流程实例数", labels=["status"])
+        for status in ("running", "suspended", "error", "completed", "terminated"):
+            instances.add_metric([status], health["instances"].get(status, 0))
+        yield instances
+        timers = GaugeMetricFamily("duban_timers", "各状态的定时器数", labels=["state"])
+        for state in ("waiting", "fired", "failed", "cancelled"):
+            timers.add_metric([state], health["timers"].get(state, 0))
+        yield timers
+        for name, help_text, value in (
+            ("duban_timer_queue_depth", "已到期尚未触发的定时器数", health["queue_depth"]),
+            ("duban_workers_alive", "存活的定时器工作进程数", health["workers_alive"]),
+            ("duban_open_tasks", "未办结的人工任务数", health["open_tasks"]),
+            ("duban_overdue_tasks", "已超期的人工任务数", health["overdue_tasks"]),
+            ("duban_active_users", "在用账号数", health["active_users"]),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+        seen = GaugeMetricFamily(
+            "duban_worker_last_seen_seconds", "各工作进程距上次心跳的秒数", labels=["worker"]
+        )
+        for worker in health["workers"]:
+            if not worker["stopped"]:
+                seen.add_metric([worker["name"]], worker["seconds_since"])
+        yield seen
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), str(token).encode()):
+            return Response("需要有效的 METRICS_TOKEN\n", 401, mimetype="text/plain")
+    try:
+        health = get_engine(current_app).health()
+    except Exception:  # the database is down: say so in the metrics, don't fail the scrape
+        current_app.logger.exception("metrics: the database cannot be read")
+        health = None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(health))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,52 @@
+"""发起流程: the processes this person may start; starting one opens its first step."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from engine import InvalidData
+
+from .app import get_engine
+from .auth import current_user, login_required
+
+bp = Blueprint("start", __name__, url_prefix="/start")
+
+
+def _me() -> str:
+    me = current_user()
+    assert me is not None
+    return me["username"]
+
+
+@bp.get("")
+@login_required
+def index() -> str:
+    return render_template("start/index.html", processes=get_engine(current_app).processes(_me()))
+
+
+@bp.post("/<key>")
+@login_required
+def start(key: str) -> Response:
+    engine, user = get_engine(current_app), _me()
+    title = request.form.get("title", "").strip()
+    if not title:
+        flash("请填写标题，便于在待办和台账中辨认", "error")
+        return redirect(url_for("start.index"))
+    try:
+        started = engine.start(key, {}, user=user, title=title)
+    except InvalidData as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("start.index"))
+    flash(f"已发起“{title}”", "ok")
+    first = _my_open_task(started["id"], user)
+    if first:
+        return redirect(url_for("tasks.show", task_id=first))
+    return redirect(url_for("instances.show", instance_id=started["id"]))
+
+
+def _my_open_task(instance_id: int, user: str) -> str | None:
+    """The step the initiator fills in first (most processes start with one)."""
+    todo = get_engine(current_app).tasks(user, box="todo", per_page=500)
+    for task in todo["items"]:
+        if task["instance_id"] == instance_id:
+            return task["id"]
+    return None
