@@ -289,3 +289,10 @@ def test_notifications_are_the_callers_own(client) -> None:
     assert unread["total"] == 0
     bad = client.post("/api/v1/notifications/read", json={"ids": ["x"]}, headers=staff)
     assert bad.status_code == 422
+
+
+def test_the_dashboard_is_for_those_who_see_everything(client) -> None:
+    figures = client.get("/api/v1/dashboard", headers=token(client, "director")).get_json()
+    assert {"lights_by_unit", "overdue", "month", "waiting_on_leaders"} <= set(figures)
+    refused = client.get("/api/v1/dashboard", headers=token(client, "town_liaison"))
+    assert refused.status_code == 403 and "领导驾驶舱" in refused.get_json()["message"]
