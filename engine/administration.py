@@ -25,29 +25,13 @@ def overview(session: Session) -> dict[str, Any]:
         ).all()
     )
     units = list(session.scalars(select(Unit).order_by(Unit.kind, Unit.code)))
-    names = {unit.id: unit.name for unit in units}
     return {
         "users": [
             user_dict(user) for user in session.scalars(select(User).order_by(User.username))
         ],
-        "units": [
-            {
-                "id": unit.id,
-                "code": unit.code,
-                "name": unit.name,
-                "kind": unit.kind,
-                "parent": names.get(unit.parent_id) if unit.parent_id else None,
-            }
-            for unit in units
-        ],
+        "units": [unit_dict(session, unit) for unit in units],  # parents: in the identity map
         "roles": [
-            {
-                "id": role.id,
-                "name": role.name,
-                "description": role.description,
-                "sees_all": role.sees_all,
-                "members": int(members.get(role.id, 0)),
-            }
+            {**role_dict(role), "members": int(members.get(role.id, 0))}
             for role in session.scalars(select(Role).order_by(Role.name))
         ],
     }
@@ -177,18 +161,9 @@ def update_user(
     if "password" in fields and fields["password"] not in (None, ""):
         user.password_hash = directory.hash_password(_password(fields["password"]))
         changes["password"] = {"from": "***", "to": "***"}
-    if not changes:
-        raise InvalidData("没有要修改的内容", {"_form": "没有要修改的内容"})
+    _record_changes(session, "user_changed", changes, now, actor_id, {"username": user.username})
     session.flush()
     session.refresh(user)
-    audit.record(
-        session,
-        "user_changed",
-        now,
-        actor_id=actor_id,
-        data_change=changes,
-        detail={"username": user.username},
-    )
     return user
 
 
@@ -352,18 +327,8 @@ def update_unit(
             )
         unit.parent_id = parent.id if parent else None
     session.flush()
-    after = unit_dict(session, unit)
-    changes = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
-    if not changes:
-        raise InvalidData("没有要修改的内容", {"_form": "没有要修改的内容"})
-    audit.record(
-        session,
-        "unit_changed",
-        now,
-        actor_id=actor_id,
-        data_change=changes,
-        detail={"unit": unit.name},
-    )
+    changes = _differences(before, unit_dict(session, unit))
+    _record_changes(session, "unit_changed", changes, now, actor_id, {"unit": unit.name})
     return unit
 
 
@@ -428,18 +393,8 @@ def update_role(
         role.description = field_text(fields["description"], "description", "", required=False)
     if "sees_all" in fields:
         role.sees_all = _flag(fields["sees_all"])
-    after = role_dict(role)
-    changes = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
-    if not changes:
-        raise InvalidData("没有要修改的内容", {"_form": "没有要修改的内容"})
-    audit.record(
-        session,
-        "role_changed",
-        now,
-        actor_id=actor_id,
-        data_change=changes,
-        detail={"role": role.name},
-    )
+    changes = _differences(before, role_dict(role))
+    _record_changes(session, "role_changed", changes, now, actor_id, {"role": role.name})
     return role
 
 
@@ -457,6 +412,24 @@ def role_dict(role: Role) -> dict[str, Any]:
         "description": role.description,
         "sees_all": role.sees_all,
     }
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
+
+
+def _record_changes(
+    session: Session,
+    kind: str,
+    changes: dict[str, Any],
+    now: datetime,
+    actor_id: int | None,
+    detail: dict[str, Any],
+) -> None:
+    """Audit an edit (`changes`: field → {from, to}); an edit that changes nothing is refused."""
+    if not changes:
+        raise InvalidData("没有要修改的内容", {"_form": "没有要修改的内容"})
+    audit.record(session, kind, now, actor_id=actor_id, data_change=changes, detail=detail)
 
 
 def _flag(value: Any) -> bool:

@@ -9,6 +9,8 @@ and answers per id.
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow import TaskState
@@ -22,6 +24,7 @@ from .models import ProcessInstance, Timer, WorkerHeartbeat
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .runtime import Context
 
 LOG = logging.getLogger(__name__)
 MAX_BULK = 500
@@ -43,21 +46,18 @@ class ConsoleCommands:
     def error_instances(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
         """Instances in error; filters: status (error, suspended, running), process, since,
         until, page, per_page."""
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return console.error_instances(session, **filters)
 
     def console_tasks(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
         """Open tasks across the system; filters: process, assignee, instance_id, unclaimable."""
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return console.open_tasks(session, **filters)
 
     def timers_overview(
         self: "Engine", user: str | None = None, *, late_after: float = 60.0, limit: int = 50
     ) -> dict[str, Any]:
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return console.timers_overview(
                 session, self.clock.now(), late_after=late_after, limit=limit
             )
@@ -65,19 +65,16 @@ class ConsoleCommands:
     def audit_events(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
         """The audit trail across the system. Filters: username, unit, process, instance_id,
         kind (one or a list), since, until (ISO dates or date-times), page, per_page."""
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return console.audit_search(session, **filters)
 
     def audit_kinds(self: "Engine", user: str | None = None) -> list[str]:
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return console.event_kinds(session)
 
     def reset_targets(self: "Engine", instance_id: int, user: str | None = None) -> list[dict]:
         """The earlier steps an instance can be reset to: {element, title}."""
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             instance = (
                 session.get(ProcessInstance, instance_id) if console.is_id(instance_id) else None
             )
@@ -165,8 +162,7 @@ class ConsoleCommands:
     def retry_timer(self: "Engine", timer_id: int, *, user: str | None, reason: str | None) -> dict:
         """Put a failed timer back in the queue; the next worker loop fires it again."""
         reason = self._console_reason(reason)
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             row = session.get(Timer, timer_id) if console.is_id(timer_id) else None
             if row is None:
                 raise NotFound("定时器不存在")
@@ -187,21 +183,18 @@ class ConsoleCommands:
 
     # ----------------------------------------------------- administration
     def directory_overview(self: "Engine", user: str | None = None) -> dict[str, Any]:
-        with self.read_session() as session:
-            self._require_console(session, user)
+        with self._console_read(user) as session:
             return administration.overview(session)
 
     def create_user(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             created = administration.create_user(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.user_dict(created)
 
     def update_user(
         self: "Engine", username: str, fields: dict[str, Any], *, user: str | None
     ) -> dict[str, Any]:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             row = administration.existing_user(session, username)
             changed = administration.update_user(
                 session, row, _fields(fields), ctx.now, ctx.actor_id
@@ -213,8 +206,7 @@ class ConsoleCommands:
     ) -> dict[str, Any]:
         """Deactivate; the user's open tasks go back to their unit's pool."""
         reason = self._console_reason(reason)
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             row = administration.existing_user(session, username)
             returned = administration.deactivate_user(session, row, reason, ctx.now, ctx.actor_id)
             return {**administration.user_dict(row), "tasks_returned": returned}
@@ -223,30 +215,26 @@ class ConsoleCommands:
         self: "Engine", username: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         reason = self._console_reason(reason)
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             row = administration.existing_user(session, username)
             administration.activate_user(session, row, reason, ctx.now, ctx.actor_id)
             return administration.user_dict(row)
 
     def import_users(self: "Engine", content: bytes, *, user: str | None) -> dict[str, Any]:
         """Users from an .xlsx sheet (columns 用户名, 姓名, 单位, 角色, 密码): all or none."""
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             created = user_import.import_users(session, content, ctx.now, ctx.actor_id)
             return {"imported": len(created), "users": created}
 
     def create_unit(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             unit = administration.create_unit(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.unit_dict(session, unit)
 
     def update_unit(
         self: "Engine", unit: str | int, fields: dict[str, Any], *, user: str | None
     ) -> dict[str, Any]:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             row = administration.find_unit(session, unit)
             if row is None:
                 raise NotFound(f"单位“{unit}”不存在")
@@ -256,16 +244,14 @@ class ConsoleCommands:
             return administration.unit_dict(session, changed)
 
     def create_role(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             role = administration.create_role(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.role_dict(role)
 
     def update_role(
         self: "Engine", name: str, fields: dict[str, Any], *, user: str | None
     ) -> dict[str, Any]:
-        with self.command(user) as (session, ctx):
-            self._require_console(session, user)
+        with self._console_command(user) as (session, ctx):
             role = administration.existing_role(session, name)
             changed = administration.update_role(
                 session, role, _fields(fields), ctx.now, ctx.actor_id
@@ -336,6 +322,20 @@ class ConsoleCommands:
         }
 
     # ------------------------------------------------------------- helpers
+    @contextmanager
+    def _console_read(self: "Engine", user: str | None) -> Iterator[Session]:
+        """A read session for a console reader (see `_require_console`)."""
+        with self.read_session() as session:
+            self._require_console(session, user)
+            yield session
+
+    @contextmanager
+    def _console_command(self: "Engine", user: str | None) -> Iterator[tuple[Session, "Context"]]:
+        """One transaction of a console command (see `_require_console`)."""
+        with self.command(user) as (session, ctx):
+            self._require_console(session, user)
+            yield session, ctx
+
     def _require_console(self: "Engine", session: Session, user: str | None) -> None:
         """Only 系统管理员 (or the system itself, user None) uses the console."""
         actor = self.actor(session, user)

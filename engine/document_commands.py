@@ -42,13 +42,7 @@ class DocumentCommands:
     ) -> tuple[str, bytes, str]:
         """(filename, .docx bytes, title) of one document, if the caller may view its instance."""
         with self.read_session() as session:
-            row = session.get(Document, document_id)
-            if row is None:
-                raise NotFound(f"文书 {document_id} 不存在")
-            if not row.public:
-                self._viewable_instance(session, row.instance_id, user)
-            else:
-                self.actor(session, user)
+            row = self._viewable_document(session, document_id, user)
             return row.filename, row.content, row.title
 
     def document_detail(
@@ -57,13 +51,7 @@ class DocumentCommands:
         """A document's summary with its instance's current data (e.g. a bulletin's text and
         figures), for showing it as a page."""
         with self.read_session() as session:
-            row = session.get(Document, document_id)
-            if row is None:
-                raise NotFound(f"文书 {document_id} 不存在")
-            if not row.public:
-                self._viewable_instance(session, row.instance_id, user)
-            else:
-                self.actor(session, user)
+            row = self._viewable_document(session, document_id, user)
             return {
                 **documents.summary(row),
                 "data": json_safe(self._instance_data(session, row.instance_id)),
@@ -89,6 +77,20 @@ class DocumentCommands:
                 or doc.public
                 or queries.may_view_instance(session, instance, actor)
             ]
+
+    def _viewable_document(
+        self: "Engine", session: Session, document_id: int, user: str | None
+    ) -> Document:
+        """The document, if the caller may view its instance or it is public (then any known
+        user may)."""
+        row = session.get(Document, document_id)
+        if row is None:
+            raise NotFound(f"文书 {document_id} 不存在")
+        if not row.public:
+            self._viewable_instance(session, row.instance_id, user)
+        else:
+            self.actor(session, user)
+        return row
 
     def _viewable_instance(
         self: "Engine", session: Session, instance_id: int, user: str | None

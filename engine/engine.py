@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import (
     acting,
+    attachments,
     audit,
     boxes,
     definitions,
@@ -33,6 +34,7 @@ from . import (
 )
 from .account_commands import AccountCommands
 from .approval_commands import ApprovalCommands
+from .attachment_commands import AttachmentCommands
 from .bpmn import CommandClock, running_at
 from .clock import Clock, FixedClock, SystemClock
 from .console_commands import ConsoleCommands
@@ -75,6 +77,7 @@ class Actor:
 class Engine(
     AccountCommands,
     ApprovalCommands,
+    AttachmentCommands,
     ConsoleCommands,
     DesignerCommands,
     DocumentCommands,
@@ -576,6 +579,7 @@ class Engine(
                 raise Conflict("流程已被他人更新，请刷新后再提交", error="stale_revision")
             actor = self.actor(session, user)
             drafts.discard(session, row.id)  # the submitted form supersedes every draft of it
+            attachments.check_references(run, row, data)  # uploads of this instance only
             return operations.complete(run, row, data, actor, opinion)
 
     def _open_task(self, session: Session, task_id: str) -> HumanTask:

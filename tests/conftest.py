@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,6 +18,9 @@ from sqlalchemy.engine import make_url
 
 from engine import Engine, FixedClock, scenarios
 from engine.workdays import BEIJING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = PG_URL.startswith("postgres")
@@ -80,6 +84,15 @@ def deploy(engine: Engine, tmp_path: Path):
         return engine.deploy(folder, by=by)
 
     return _deploy
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["Browser"]:
+    """Debian's Chromium driven by Playwright, one per browser-test module (tests/browser.py)."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

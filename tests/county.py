@@ -11,6 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ROOT / "processes"
 
 
+# A 督办事项 led by 城关镇 (cgz), whose liaison is `town_liaison`: the draft form as staff fills it.
+TOWN_ITEM = {
+    "title": "城关镇人居环境整治",
+    "source": "主任会议决定事项",
+    "content": "年底前完成12个村的垃圾分类设施建设。",
+    "lead_unit": "cgz",
+    "deadline": "2027-03-31",
+    "report_cycle_days": 7,
+}
+
+
 def load_county(engine: Engine, password: str = "demo") -> None:
     county = yaml.safe_load((PROCESSES / "county.yaml").read_text(encoding="utf-8"))
     engine.load_directory(county, password)

@@ -5,6 +5,7 @@ from typing import Any
 
 import yaml
 
+from engine import Engine
 from tests.builders import bpmn, flow, user_task
 
 FORM = json.dumps(
@@ -91,3 +92,10 @@ def leave_files(**kwargs: Any) -> dict[str, str]:
         "forms/leave/form.json": FORM,
         "leave.scenarios.yaml": scenario(expect),
     }
+
+
+def deploy_leave(engine: Engine, files: dict[str, str]) -> dict[str, Any]:
+    """Save `files` as the designer's draft of `leave`, check it (it must pass) and deploy it."""
+    engine.save_draft("leave", files, user="designer")
+    assert engine.check_draft("leave", user="designer")["ok"]
+    return engine.deploy_draft("leave", user="designer")

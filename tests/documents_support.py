@@ -1,24 +1,14 @@
 """Helpers for the documents, reports and exports tests: the demo county with processes/
-deployed, scenarios played into the test's database, and .docx text read back."""
+deployed (tests/county.py), scenarios played into the test's database, and .docx text read back."""
 
 from io import BytesIO
-from pathlib import Path
 
-import yaml
 from docx import Document as open_docx
 from sqlalchemy import select
 
 from engine import Engine, scenarios
 from engine.models import ProcessInstance, Unit
-
-PROCESSES = Path(__file__).resolve().parent.parent / "processes"
-
-
-def load_county(engine: Engine) -> Engine:
-    county = yaml.safe_load((PROCESSES / "county.yaml").read_text(encoding="utf-8"))
-    engine.load_directory(county, "pw")
-    engine.deploy(PROCESSES)
-    return engine
+from tests.county import PROCESSES
 
 
 def play(engine: Engine, db_url: str, process: str, name: str) -> int:
@@ -39,6 +29,17 @@ def play(engine: Engine, db_url: str, process: str, name: str) -> int:
         )
     assert found is not None
     return found
+
+
+def play_evaluation(engine: Engine, db_url: str) -> tuple[int, dict]:
+    """The annual evaluation played to its approved results: its instance id and data."""
+    instance_id = play(
+        engine,
+        db_url,
+        "annual_evaluation",
+        "县指挥部审定同意，较差单位启动问题整改，优秀单位记入表扬奖励",
+    )
+    return instance_id, engine.instance(instance_id, "staff")["data"]
 
 
 def docx_text(content: bytes) -> str:

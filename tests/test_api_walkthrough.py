@@ -5,7 +5,7 @@ applies for completion, staff verifies and closes it. Other units never see it."
 import pytest
 
 from engine import Engine
-from tests.county import token
+from tests.county import TOWN_ITEM, token
 from webui import create_app
 
 
@@ -55,14 +55,7 @@ def test_a_supervision_item_from_draft_to_closure(client) -> None:
         client,
         staff,
         draft,
-        {
-            "title": "城关镇人居环境整治",
-            "source": "主任会议决定事项",
-            "content": "年底前完成12个村的垃圾分类设施建设。",
-            "lead_unit": "cgz",
-            "deadline": "2027-03-31",
-            "report_cycle_days": 7,
-        },
+        TOWN_ITEM,
     )
     _complete(client, deputy, _only_task(client, deputy, "approve"), {"decision": "approve"})
 

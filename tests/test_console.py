@@ -5,6 +5,7 @@ and /metrics. Engine first, then the same through the JSON API."""
 import io
 from collections.abc import Callable
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -39,50 +40,52 @@ def end_event(incoming: str) -> str:
     return f'<bpmn:endEvent id="end"><bpmn:incoming>{incoming}</bpmn:incoming></bpmn:endEvent>'
 
 
-def two_steps() -> str:
-    """填报 (by the handlers of the unit named by `unit`) → 审核 (handlers) → end."""
+def in_a_row(key: str, name: str, *steps: tuple[str, str]) -> str:
+    """start → the (id, element) `steps` in order → end, all in the handlers' lane; the n-th
+    step comes in on flow f<n> and goes out on f<n+1>."""
+    ids = ["start", *(step_id for step_id, _element in steps), "end"]
     body = (
         start_event()
-        + user_task("fill", "填报", "f1", "f2", unit="unit")
-        + user_task("review", "审核", "f2", "f3")
-        + end_event("f3")
-        + flow("f1", "start", "fill")
-        + flow("f2", "fill", "review")
-        + flow("f3", "review", "end")
+        + "".join(element for _step_id, element in steps)
+        + end_event(f"f{len(steps) + 1}")
+        + "".join(flow(f"f{n}", a, b) for n, (a, b) in enumerate(pairwise(ids), start=1))
     )
-    return bpmn("report", body, lanes={HANDLER: ["start", "fill", "review", "end"]}, name="报送")
+    return bpmn(key, body, lanes={HANDLER: ids}, name=name)
+
+
+def two_steps() -> str:
+    """填报 (by the handlers of the unit named by `unit`) → 审核 (handlers) → end."""
+    return in_a_row(
+        "report",
+        "报送",
+        ("fill", user_task("fill", "填报", "f1", "f2", unit="unit")),
+        ("review", user_task("review", "审核", "f2", "f3")),
+    )
 
 
 def flaky_script() -> str:
     """A script step that fails on 2026-12-01 (the tests' first day) and works afterwards."""
     script = 'ok = 1 / (0 if today() == "2026-12-01" else 1)'
-    body = (
-        start_event()
-        + '<bpmn:scriptTask id="compute" name="计算汇总"><bpmn:incoming>f1</bpmn:incoming>'
+    compute = (
+        '<bpmn:scriptTask id="compute" name="计算汇总"><bpmn:incoming>f1</bpmn:incoming>'
         f"<bpmn:outgoing>f2</bpmn:outgoing><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>"
-        + user_task("check", "核对", "f2", "f3")
-        + end_event("f3")
-        + flow("f1", "start", "compute")
-        + flow("f2", "compute", "check")
-        + flow("f3", "check", "end")
     )
-    return bpmn("flaky", body, lanes={HANDLER: ["start", "compute", "check", "end"]}, name="汇总")
+    return in_a_row(
+        "flaky", "汇总", ("compute", compute), ("check", user_task("check", "核对", "f2", "f3"))
+    )
 
 
 def waiting_a_day() -> str:
     """start → wait one day (timer) → 跟进 → end."""
-    body = (
-        start_event() + '<bpmn:intermediateCatchEvent id="wait" name="等待一天">'
+    wait = (
+        '<bpmn:intermediateCatchEvent id="wait" name="等待一天">'
         "<bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>"
         '<bpmn:timerEventDefinition><bpmn:timeDuration>"P1D"</bpmn:timeDuration>'
         "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
-        + user_task("follow", "跟进", "f2", "f3")
-        + end_event("f3")
-        + flow("f1", "start", "wait")
-        + flow("f2", "wait", "follow")
-        + flow("f3", "follow", "end")
     )
-    return bpmn("waiting", body, lanes={HANDLER: ["start", "wait", "follow", "end"]}, name="等待")
+    return in_a_row(
+        "waiting", "等待", ("wait", wait), ("follow", user_task("follow", "跟进", "f2", "f3"))
+    )
 
 
 @pytest.fixture

@@ -2,27 +2,18 @@
 real app on loopback: the administrator retries an instance in error, reassigns a task and
 deactivates a user, each with a reason. Screenshots land in artifacts/screenshots/."""
 
-import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine, FixedClock
-from engine.workdays import BEIJING
-from tests.conftest import fresh_database
+from tests.browser import needs_chromium, open_page, serving, shot, sign_in
+from tests.conftest import START, fresh_database
 from tests.test_console import ADMIN, HANDLER, flaky_script, two_steps
-from webui import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-START = datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING)
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -51,42 +42,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Itera
 
 @pytest.fixture(scope="module")
 def base_url(engine: Engine) -> Iterator[str]:
-    app = create_app({"SECRET_KEY": "console-tests", "DATABASE_URL": "unused"}, engine=engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
+    with serving(engine, "console-tests") as url:
+        yield url
 
 
 @pytest.fixture
 def admin(browser: Browser, base_url: str) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    page.goto(f"{base_url}/login")
-    page.get_by_label("用户名").fill("admin")
-    page.get_by_label("密码").fill("pass1234")
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_load_state()
-    yield page
-    page.close()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+    with open_page(browser, base_url) as page:
+        sign_in(page, "admin", "pass1234")
+        yield page
 
 
 def test_admin_retries_an_instance_in_error(
@@ -99,7 +63,7 @@ def test_admin_retries_an_instance_in_error(
     row = admin.get_by_role("row").filter(has_text=f"#{failing}")
     expect(row).to_contain_text("计算汇总")
     expect(row).to_contain_text("ZeroDivisionError")
-    shot(admin, "errors")
+    shot(admin, "console-errors", full_page=True)
 
     clock.set(START + timedelta(days=1))  # the script works from today on
     row.get_by_role("checkbox").check()
@@ -108,7 +72,7 @@ def test_admin_retries_an_instance_in_error(
     admin.get_by_role("button", name="执行").click()
 
     expect(admin.get_by_role("heading", level=2)).to_contain_text("成功 1 项，失败 0 项")
-    shot(admin, "bulk-result")
+    shot(admin, "console-bulk-result", full_page=True)
     assert engine.instance(failing)["status"] == "running"
     admin.goto(f"{base_url}/console/errors")
     expect(admin.get_by_text("没有出错的流程实例。")).to_be_visible()
@@ -127,7 +91,7 @@ def test_admin_reassigns_a_task(admin: Page, base_url: str, engine: Engine) -> N
     admin.get_by_role("checkbox", name=f"（实例 #{instance_id}）").check()
     admin.get_by_label("改派给（用户名）").fill("bob")
     admin.get_by_label("改派原因").fill("张三出差")
-    shot(admin, "tasks")
+    shot(admin, "console-tasks", full_page=True)
     admin.get_by_role("button", name="改派").click()
 
     expect(admin.get_by_role("heading", level=2)).to_contain_text("成功 1 项")
@@ -155,7 +119,7 @@ def test_admin_deactivates_a_user_whose_task_goes_back_to_the_pool(
 
     expect(admin.locator(".flash")).to_contain_text("已停用用户 erin")
     expect(admin.locator(".flash")).to_contain_text("已退回单位待办池")
-    shot(admin, "directory")
+    shot(admin, "console-directory", full_page=True)
     expect(admin.locator("tr[data-user='erin']")).to_have_count(0)  # only active users shown
     admin.get_by_role("link", name="全部（含已停用）").click()
     expect(admin.locator("tr[data-user='erin']")).to_contain_text("已停用")
@@ -179,8 +143,8 @@ def test_admin_finds_the_deactivation_in_the_audit_and_sees_health(
     expect(row).to_contain_text("停用用户")
     expect(row).to_contain_text("管理员")
     expect(row).to_contain_text("dave")
-    shot(admin, "audit")
+    shot(admin, "console-audit", full_page=True)
 
     admin.get_by_role("link", name="系统健康").click()
     expect(admin.get_by_role("row").filter(has_text="worker-1")).to_contain_text("存活")
-    shot(admin, "health")
+    shot(admin, "console-health", full_page=True)

@@ -4,7 +4,7 @@ import pytest
 
 from engine import Engine
 from engine.errors import Conflict, Forbidden, InvalidData, NotFound
-from tests.designer_bundles import DIRECTORY, leave_files
+from tests.designer_bundles import DIRECTORY, deploy_leave, leave_files
 
 
 @pytest.fixture
@@ -13,14 +13,8 @@ def designer(engine: Engine) -> Engine:
     return engine
 
 
-def _deploy_draft(engine: Engine, files: dict[str, str]) -> dict:
-    engine.save_draft("leave", files, user="designer")
-    assert engine.check_draft("leave", user="designer")["ok"]
-    return engine.deploy_draft("leave", user="designer")
-
-
 def test_a_checked_draft_deploys_as_a_new_version_with_who_and_when(designer: Engine) -> None:
-    assert _deploy_draft(designer, leave_files())["version"] == 1
+    assert deploy_leave(designer, leave_files())["version"] == 1
     designer.save_draft("leave", leave_files(fill_name="填写请假单"), user="designer")
     changes = designer.check_draft("leave", user="designer")["changes"]
     assert changes["since_version"] == 1
@@ -36,7 +30,7 @@ def test_a_checked_draft_deploys_as_a_new_version_with_who_and_when(designer: En
 
 
 def test_a_new_draft_starts_from_the_latest_version_files(designer: Engine) -> None:
-    _deploy_draft(designer, leave_files())
+    deploy_leave(designer, leave_files())
     draft = designer.draft("leave", user="designer")
     assert draft["saved"] is False and draft["base_version"] == 1
     assert set(draft["files"]) == {"leave.bpmn", "forms/leave/form.json", "leave.scenarios.yaml"}
@@ -134,8 +128,8 @@ def test_a_stale_editor_cannot_overwrite_a_newer_draft(designer: Engine) -> None
 
 
 def test_diff_names_added_removed_and_changed_elements(designer: Engine) -> None:
-    _deploy_draft(designer, leave_files(review=False))
-    _deploy_draft(designer, leave_files(fill_name="填写请假单", due="3"))
+    deploy_leave(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(fill_name="填写请假单", due="3"))
     diff = designer.diff_versions("leave", 1, 2, user="designer")
     assert "review" in {e["id"] for e in diff["added"]}
     changed = {e["id"]: e["changes"] for e in diff["changed"]}

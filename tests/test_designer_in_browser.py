@@ -3,23 +3,16 @@ on loopback: a designer creates a process, edits a step's name and due date in t
 sees a check failure pointed at the diagram, fixes it, deploys twice, and migrates a running
 instance from the old version to the new one."""
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine
-from webui import create_app
+from tests.browser import ROOT, needs_chromium, open_page, serving, shot, sign_in
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -29,45 +22,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, s
     county = yaml.safe_load((ROOT / "processes" / "county.yaml").read_text(encoding="utf-8"))
     engine.load_directory(county, "demo")
     engine.deploy(ROOT / "processes", by="admin")
-    app = create_app({"SECRET_KEY": "designer-tests", "DATABASE_URL": "unused"}, engine=engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield engine, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(engine, "designer-tests") as url:
+        yield engine, url
     engine.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser, served: tuple[Engine, str]) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=served[1], viewport={"width": 1366, "height": 900}, locale="zh-CN"
-    )
-    context.set_default_timeout(20000)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    opened.goto("/login?next=/designer")
-    opened.get_by_label("用户名").fill("designer")
-    opened.get_by_label("密码").fill("demo")
-    opened.get_by_role("button", name="登录").click()
-    expect(opened.locator("h1")).to_have_text("流程设计")
-    yield opened
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with open_page(browser, served[1], height=900, timeout=20000) as opened:
+        sign_in(opened, "designer", then="/designer")
+        expect(opened.locator("h1")).to_have_text("流程设计")
+        yield opened
 
 
 def select_element(page: Page, element_id: str, at: tuple[float, float] = (0.5, 0.2)) -> None:
@@ -136,8 +101,7 @@ def test_design_check_deploy_and_migrate(page: Page, served: tuple[Engine, str])
         1
     )
     expect(page.get_by_role("button", name="部署")).to_be_disabled()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "designer-check-failed.png"))
+    shot(page, "designer-check-failed")
 
     # fix it from the problem list, check again, deploy version 2
     page.locator("#problems").get_by_role("button").first.click()
@@ -167,8 +131,7 @@ def test_design_check_deploy_and_migrate(page: Page, served: tuple[Engine, str])
         page.locator("#diagram-new .djs-element.diff-changed[data-element-id='fill']")
     ).to_have_count(1)
     expect(page.locator("table")).to_contain_text("名称")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "designer-diff.png"), full_page=True)
+    shot(page, "designer-diff", full_page=True)
 
     # migrate the old instance: it is listed as movable, then moves, and its step is renamed
     page.goto("/designer/leave_request/migrate")
@@ -242,8 +205,7 @@ def test_a_real_process_survives_the_modeler_round_trip(
         "forms/supervision_item/approve.json"
     )
     expect(page.locator("#props").get_by_label("办理时限（工作日）")).to_have_value("2")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "designer-modeler.png"), full_page=True)
+    shot(page, "designer-modeler", full_page=True)
     page.get_by_role("button", name="保存草稿").click()
     expect(page.locator("#designer-status")).to_have_text("草稿已保存")
     saved = engine.draft("supervision_item", "designer")["files"]["supervision_item.bpmn"]

@@ -1,17 +1,16 @@
 """Every BPMN file under processes/ opens in bpmn-js (Debian's Chromium, driven by Playwright)
 without import errors or warnings, with every process element drawn."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lxml import etree
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.browser import ROOT
+
 FILES = sorted((ROOT / "processes").rglob("*.bpmn"))
 VIEWER = ROOT / "node_modules" / "bpmn-js" / "dist" / "bpmn-viewer.production.min.js"
-CHROMIUM = "/usr/bin/chromium"
 DI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
 
 IMPORT = """async (xml) => {
@@ -24,18 +23,6 @@ IMPORT = """async (xml) => {
     return { warnings: [], drawn: [], error: String(err.message || err) };
   }
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])

@@ -14,13 +14,13 @@ from engine import DefinitionError, Engine, NotFound
 from engine.documents import date_cn
 from engine.models import User
 from tests.builders import bpmn, flow, user_task
+from tests.county import PROCESSES, load_county, token
 from tests.documents_support import (
-    PROCESSES,
     documents_of,
     docx_tables,
     docx_text,
-    load_county,
     play,
+    play_evaluation,
     unit_name,
 )
 from webui import create_app
@@ -28,7 +28,8 @@ from webui import create_app
 
 @pytest.fixture
 def county(engine: Engine) -> Engine:
-    return load_county(engine)
+    load_county(engine)
+    return engine
 
 
 def display_name(engine: Engine, username: str) -> str:
@@ -152,13 +153,7 @@ def test_information_brief(county: Engine, db_url: str) -> None:
 
 
 def test_evaluation_results_bulletin(county: Engine, db_url: str) -> None:
-    instance_id = play(
-        county,
-        db_url,
-        "annual_evaluation",
-        "县指挥部审定同意，较差单位启动问题整改，优秀单位记入表扬奖励",
-    )
-    data = county.instance(instance_id, "staff")["data"]
+    instance_id, data = play_evaluation(county, db_url)
     content = documents_of(county, instance_id)["考核结果通报"]
     assert data["results_title"] in docx_text(content)
     table = docx_tables(content)[0]
@@ -253,25 +248,23 @@ def test_unknown_document_is_not_found(county: Engine) -> None:
 def test_api_lists_and_downloads_only_for_those_who_may_view(county: Engine, db_url: str) -> None:
     instance_id = play(county, db_url, "supervision_item", "立项通过、按期办结并销号")
     client = create_app({"TESTING": True, "SECRET_KEY": "t"}, engine=county).test_client()
+    liaison = token(client, "unit_liaison")
 
-    def auth(username: str) -> dict[str, str]:
-        token = client.post("/api/v1/auth/token", json={"username": username, "password": "pw"})
-        return {"Authorization": f"Bearer {token.get_json()['token']}"}
-
-    listed = client.get(f"/api/v1/instances/{instance_id}/documents", headers=auth("unit_liaison"))
+    listed = client.get(f"/api/v1/instances/{instance_id}/documents", headers=liaison)
     assert listed.status_code == 200
     (doc,) = listed.get_json()["items"]
     assert doc["kind"] == "督办单" and set(doc) >= {"id", "kind", "title", "created_at"}
-    download = client.get(f"/api/v1/documents/{doc['id']}", headers=auth("unit_liaison"))
+    download = client.get(f"/api/v1/documents/{doc['id']}", headers=liaison)
     assert download.status_code == 200
     assert download.mimetype.endswith("wordprocessingml.document")
     assert "filename*=UTF-8''" in download.headers["Content-Disposition"]
     assert "高标准农田建设" in docx_text(download.data)
 
+    other_unit = token(client, "town_liaison")
     for path in (f"/instances/{instance_id}/documents", f"/documents/{doc['id']}"):
-        refused = client.get(f"/api/v1{path}", headers=auth("town_liaison"))  # another unit
+        refused = client.get(f"/api/v1{path}", headers=other_unit)
         assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
-    assert client.get("/api/v1/documents/999", headers=auth("staff")).status_code == 404
+    assert client.get("/api/v1/documents/999", headers=token(client, "staff")).status_code == 404
     assert client.get(f"/api/v1/documents/{doc['id']}").status_code == 401
 
 

@@ -7,13 +7,15 @@ import pytest
 from openpyxl import load_workbook
 
 from engine import Engine, NotFound
-from tests.documents_support import load_county, play
+from tests.county import load_county, token
+from tests.documents_support import play, play_evaluation
 from webui import create_app
 
 
 @pytest.fixture
 def county(engine: Engine) -> Engine:
-    return load_county(engine)
+    load_county(engine)
+    return engine
 
 
 def sheet_rows(content: bytes, title: str) -> list[list[object]]:
@@ -72,13 +74,7 @@ def test_rectification_lists(county: Engine, db_url: str) -> None:
 
 
 def test_evaluation_score_sheet(county: Engine, db_url: str) -> None:
-    instance_id = play(
-        county,
-        db_url,
-        "annual_evaluation",
-        "县指挥部审定同意，较差单位启动问题整改，优秀单位记入表扬奖励",
-    )
-    data = county.instance(instance_id, "staff")["data"]
+    instance_id, data = play_evaluation(county, db_url)
     content = county.export_scores(instance_id, "staff")
     scores = sheet_rows(content, "考核评分表")
     assert scores[0][0] == data["plan_title"]
@@ -111,8 +107,7 @@ def test_evaluation_score_sheet(county: Engine, db_url: str) -> None:
 def test_api_downloads(county: Engine, db_url: str) -> None:
     play(county, db_url, "problem_rectification", "审定通过，整改落实并验收销号")
     client = create_app({"TESTING": True, "SECRET_KEY": "t"}, engine=county).test_client()
-    token = client.post("/api/v1/auth/token", json={"username": "staff", "password": "pw"})
-    auth = {"Authorization": f"Bearer {token.get_json()['token']}"}
+    auth = token(client, "staff")
     ledger = client.get("/api/v1/items?format=xlsx&kind=整改任务&light=green", headers=auth)
     assert ledger.status_code == 200 and ledger.mimetype.endswith("spreadsheetml.sheet")
     assert len(sheet_rows(ledger.data, "督办台账")) == 2 + 2

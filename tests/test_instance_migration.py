@@ -6,19 +6,13 @@ from sqlalchemy import select
 from engine import Engine
 from engine.errors import Forbidden
 from engine.models import Event, Timer
-from tests.designer_bundles import DIRECTORY, leave_files
+from tests.designer_bundles import DIRECTORY, deploy_leave, leave_files
 
 
 @pytest.fixture
 def designer(engine: Engine) -> Engine:
     engine.load_directory(DIRECTORY, "pw")
     return engine
-
-
-def _deploy(engine: Engine, files: dict[str, str]) -> int:
-    engine.save_draft("leave", files, user="designer")
-    assert engine.check_draft("leave", user="designer")["ok"]
-    return engine.deploy_draft("leave", user="designer")["version"]
 
 
 def _open_tasks(engine: Engine, instance_id: int) -> list[dict]:
@@ -34,11 +28,11 @@ def _renamed_step(files: dict[str, str]) -> dict[str, str]:
 
 
 def test_a_waiting_instance_moves_and_continues_on_the_new_version(designer: Engine) -> None:
-    _deploy(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(review=False))
     old = designer.start("leave", {}, user="staff")
     task = _open_tasks(designer, old["id"])[0]
     designer.claim(task["id"], "staff")
-    _deploy(designer, leave_files(fill_name="填写请假单"))  # renamed step, a review added
+    deploy_leave(designer, leave_files(fill_name="填写请假单"))  # renamed step, a review added
 
     check = designer.migration_check("leave", user="designer")
     assert check["target_version"] == 2
@@ -63,10 +57,10 @@ def test_a_waiting_instance_moves_and_continues_on_the_new_version(designer: Eng
 
 
 def test_an_instance_moves_to_a_chosen_version(designer: Engine) -> None:
-    _deploy(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(review=False))
     waiting = designer.start("leave", {}, user="staff")
-    _deploy(designer, leave_files(fill_name="第二版"))
-    _deploy(designer, leave_files(fill_name="第三版"))
+    deploy_leave(designer, leave_files(fill_name="第二版"))
+    deploy_leave(designer, leave_files(fill_name="第三版"))
     check = designer.migration_check("leave", to_version=2, user="designer")
     assert check["target_version"] == 2 and check["instances"][0]["can_move"]
     (result,) = designer.migrate_instances([waiting["id"]], to_version=2, user="designer")
@@ -79,9 +73,9 @@ def test_an_instance_moves_to_a_chosen_version(designer: Engine) -> None:
 def test_unmigrated_instances_keep_their_version_and_new_ones_use_the_latest(
     designer: Engine,
 ) -> None:
-    _deploy(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(review=False))
     old = designer.start("leave", {}, user="staff")
-    _deploy(designer, leave_files())
+    deploy_leave(designer, leave_files())
     new = designer.start("leave", {}, user="staff")
     assert (old["version"], new["version"]) == (1, 2)
     designer.complete(_open_tasks(designer, old["id"])[0]["id"], {"days": 1}, user="staff")
@@ -91,10 +85,10 @@ def test_unmigrated_instances_keep_their_version_and_new_ones_use_the_latest(
 def test_an_instance_waiting_in_a_removed_step_cannot_move_and_says_why(
     designer: Engine,
 ) -> None:
-    _deploy(designer, leave_files())
+    deploy_leave(designer, leave_files())
     waiting = designer.start("leave", {}, user="staff")
     designer.complete(_open_tasks(designer, waiting["id"])[0]["id"], {"days": 2}, user="staff")
-    _deploy(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(review=False))
     (item,) = designer.migration_check("leave", user="designer")["instances"]
     assert item["can_move"] is False
     assert item["reasons"] == ["当前停留的步骤“审批”在新版本中已删除"]
@@ -107,9 +101,9 @@ def test_an_instance_waiting_in_a_removed_step_cannot_move_and_says_why(
 def test_a_step_with_a_new_id_in_the_same_place_is_matched_by_structure(
     designer: Engine,
 ) -> None:
-    _deploy(designer, leave_files())
+    deploy_leave(designer, leave_files())
     waiting = designer.start("leave", {}, user="staff")
-    _deploy(designer, _renamed_step(leave_files()))
+    deploy_leave(designer, _renamed_step(leave_files()))
     (result,) = designer.migrate_instances([waiting["id"]], user="designer")
     assert result["migrated"] is True
     (task,) = _open_tasks(designer, waiting["id"])
@@ -119,11 +113,11 @@ def test_a_step_with_a_new_id_in_the_same_place_is_matched_by_structure(
 
 
 def test_bulk_migration_moves_what_it_can_and_reports_the_rest(designer: Engine) -> None:
-    _deploy(designer, leave_files())
+    deploy_leave(designer, leave_files())
     at_fill = designer.start("leave", {}, user="staff")
     at_review = designer.start("leave", {}, user="staff")
     designer.complete(_open_tasks(designer, at_review["id"])[0]["id"], {"days": 2}, user="staff")
-    _deploy(designer, leave_files(review=False, fill_name="填写"))  # the review step is gone
+    deploy_leave(designer, leave_files(review=False, fill_name="填写"))  # the review step is gone
     results = designer.migrate_instances([at_fill["id"], at_review["id"]], user="admin")
     assert [r["migrated"] for r in results] == [True, False]
     assert any("审批" in reason for reason in results[1]["reasons"])
@@ -136,11 +130,11 @@ def test_bulk_migration_moves_what_it_can_and_reports_the_rest(designer: Engine)
 def test_finished_instances_are_not_candidates_and_only_designers_migrate(
     designer: Engine,
 ) -> None:
-    _deploy(designer, leave_files(review=False))
+    deploy_leave(designer, leave_files(review=False))
     done = designer.start("leave", {}, user="staff")
     designer.complete(_open_tasks(designer, done["id"])[0]["id"], {"days": 1}, user="staff")
     running = designer.start("leave", {}, user="staff")
-    _deploy(designer, leave_files())
+    deploy_leave(designer, leave_files())
     ids = [i["instance_id"] for i in designer.migration_check("leave", user="admin")["instances"]]
     assert ids == [running["id"]]
     (refused,) = designer.migrate_instances([done["id"]], user="designer")
@@ -176,12 +170,12 @@ def _with_reminder(files: dict[str, str]) -> dict[str, str]:
 
 
 def test_a_moved_instance_keeps_its_running_timer(designer: Engine) -> None:
-    _deploy(designer, _with_reminder(leave_files()))
+    deploy_leave(designer, _with_reminder(leave_files()))
     waiting = designer.start("leave", {}, user="staff")
     with designer.read_session() as session:
         due = session.scalars(select(Timer.due_at).where(Timer.state == "waiting")).one()
     designer.clock.advance(days=1)  # type: ignore[attr-defined]
-    _deploy(designer, _with_reminder(leave_files(fill_name="填写请假单")))
+    deploy_leave(designer, _with_reminder(leave_files(fill_name="填写请假单")))
     (result,) = designer.migrate_instances([waiting["id"]], user="designer")
     assert result["migrated"] is True
     with designer.read_session() as session:

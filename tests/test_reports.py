@@ -12,7 +12,8 @@ from engine.lights import yellow_threshold
 from engine.models import TrackedItem, Unit
 from engine.reports import Period, rank
 from engine.workdays import BEIJING
-from tests.documents_support import documents_of, docx_tables, docx_text, load_county, play
+from tests.county import load_county
+from tests.documents_support import documents_of, docx_tables, docx_text, play_evaluation
 
 
 def at(day: str, clock: str = "09:00") -> datetime:
@@ -203,13 +204,7 @@ def test_published_bulletin_carries_the_sql_figures(ledger: Engine, db_url: str)
 
 
 def test_evaluation_score_sheet_is_prefilled_from_the_ledger(ledger: Engine, db_url: str) -> None:
-    instance_id = play(
-        ledger,
-        db_url,
-        "annual_evaluation",
-        "县指挥部审定同意，较差单位启动问题整改，优秀单位记入表扬奖励",
-    )
-    data = ledger.instance(instance_id, "staff")["data"]
+    instance_id, data = play_evaluation(ledger, db_url)
     row = next(r for r in data["score_sheet"] if r["unit"] == "nyncj")
     truth = plain_counts(ledger, Period.year(2026), "nyncj")
     assert (row["items_total"], row["items_closed"], row["red_items"]) == (
@@ -229,7 +224,7 @@ def test_bulletin_pages(ledger: Engine) -> None:
     app = create_app({"TESTING": True, "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False}, engine=ledger)
     pages = app.test_client()
     assert pages.get("/bulletins").status_code == 302  # sign in first
-    pages.post("/login", data={"username": "unit_liaison", "password": "pw"})
+    pages.post("/login", data={"username": "unit_liaison", "password": "demo"})
 
     live = pages.get("/bulletins?period=2026-11").get_data(as_text=True)
     assert "还没有印发的月度通报" in live

@@ -2,104 +2,43 @@
 loopback, with a fresh database loaded by the demo loader: people log in as the demo roles and
 do the real work. Screenshots of the main pages land in artifacts/screenshots/."""
 
-import os
 import re
-import threading
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine
-from webui import create_app
+from tests.browser import ROOT, needs_chromium, open_page, serving, shot, sign_in
+from tests.conftest import fresh_database
 from webui.demo import load_demo
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-PG_URL = os.environ.get("DATABASE_URL", "")
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database nobody else uses, for the whole module (the demo load is the slow part)."""
-    if not PG_URL.startswith("postgres"):
-        yield f"sqlite:///{tmp_path_factory.mktemp('ui') / 'duban.db'}"
-        return
-    base = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"duban_ui_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def engine(database: str) -> Iterator[Engine]:
-    eng = Engine(database)
-    eng.create_schema()
-    for _line in load_demo(eng, ROOT / "processes", "demo"):
-        pass
-    yield eng
-    eng.close()
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The demo county in a database nobody else uses, for the whole module (the demo load is
+    the slow part)."""
+    with fresh_database(tmp_path_factory.mktemp("ui")) as url:
+        eng = Engine(url)
+        eng.create_schema()
+        for _line in load_demo(eng, ROOT / "processes", "demo"):
+            pass
+        yield eng
+        eng.close()
 
 
 @pytest.fixture(scope="module")
 def base_url(engine: Engine) -> Iterator[str]:
-    app = create_app({"SECRET_KEY": "ui-tests", "DATABASE_URL": "unused"}, engine=engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
+    with serving(engine, "ui-tests") as url:
+        yield url
 
 
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=base_url, viewport={"width": 1366, "height": 768}, locale="zh-CN"
-    )
-    context.set_default_timeout(15000)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield opened
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def login(page: Page, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto("/login?next=/inbox")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill("demo")
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("header .me")).to_be_visible()
+    with open_page(browser, base_url) as opened:
+        yield opened
 
 
 def open_task(page: Page, step: str, instance_id: int) -> None:
@@ -125,11 +64,6 @@ def submitted(page: Page) -> None:
     expect(page.locator(".flash.ok")).to_contain_text("已提交")
 
 
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
-
-
 # ---------------------------------------------------------------------- the meeting, end to end
 REPORT = {
     "summary": "本季度专班各项工作按计划推进，重点项目完成年度投资的九成以上。",
@@ -140,7 +74,7 @@ REPORT = {
 def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
     title = "县指挥办主任会议（浏览器测试）"
     # staff starts a 主任会议 and fills in 议题征集, adding a repeatable row
-    login(page, "staff")
+    sign_in(page, "staff")
     page.goto("/start")
     card = page.locator("li.card").filter(has_text="主任会议").first
     card.get_by_label("标题").fill(title)
@@ -157,7 +91,7 @@ def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
     instance_id = _instance_titled(engine, title)
 
     # a liaison submits the work report in the browser; the other five through the engine
-    login(page, "unit_liaison")
+    sign_in(page, "unit_liaison")
     open_from_inbox(page, "工作情况汇报", title)
     page.get_by_label("工作情况").fill(REPORT["summary"])
     page.get_by_label("下步工作计划").fill(REPORT["next_plan"])
@@ -167,7 +101,7 @@ def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
         _complete(engine, instance_id, "submit_report", liaison, REPORT)
 
     # staff compiles the agenda (rows with a select) and sends it up
-    login(page, "staff")
+    sign_in(page, "staff")
     open_task(page, "汇总议题", instance_id)
     agenda = page.locator("fieldset.rows").filter(has_text="会议议题").first
     rows = agenda.locator(".row-list > fieldset.row")
@@ -181,7 +115,7 @@ def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
     submitted(page)
 
     # the director sees the agenda above the form and approves it with 同意
-    login(page, "director")
+    sign_in(page, "director")
     open_task(page, "审定议题", instance_id)
     expect(page.locator("section.context")).to_contain_text("听取各工作专班重点任务推进情况汇报")
     page.get_by_label("审定意见").fill("同意，按议程准备。")
@@ -196,7 +130,7 @@ def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
         "staff",
         {"meeting_time": "2027-01-08T09:00:00+08:00", "location": "第一会议室", "host": "张建国"},
     )
-    login(page, "staff")
+    sign_in(page, "staff")
     open_task(page, "会议记录", instance_id)
     page.get_by_label("实际召开时间").fill("2027-01-08T09:00")
     page.get_by_label("出席人员", exact=True).select_option(["director", "deputy"])
@@ -224,13 +158,13 @@ def test_a_meeting_from_start_to_the_ledger(page: Page, engine: Engine) -> None:
     )
 
     # the director approves the minutes: each decision item starts a 督办事项
-    login(page, "director")
+    sign_in(page, "director")
     open_task(page, "审签", instance_id)
     page.get_by_role("button", name="同意印发").click()
     submitted(page)
 
     # staff opens the new 督办事项 from the meeting's page; its 督办单 comes prefilled
-    login(page, "staff")
+    sign_in(page, "staff")
     page.goto(f"/instances/{instance_id}")
     expect(page.locator("#children-h")).to_contain_text("派生流程")
     expect(page.locator("#diagram")).to_have_attribute("data-ready", "true")
@@ -278,7 +212,7 @@ def _complete(engine: Engine, instance_id: int, step: str, user: str, data: dict
 def test_a_liaison_reports_progress_and_a_validation_error_keeps_the_typed_data(
     page: Page,
 ) -> None:
-    login(page, "unit_liaison")
+    sign_in(page, "unit_liaison")
     expect(page.locator("header .me")).to_contain_text("农业农村局")
     open_from_inbox(page, "进度填报", "高标准农田建设")
     done = "二片区灌排渠道完成六成，三片区完成土地平整。"
@@ -302,7 +236,7 @@ def test_a_liaison_reports_progress_and_a_validation_error_keeps_the_typed_data(
 
 
 def test_an_overdue_item_shows_red_in_the_ledger_and_on_the_dashboard(page: Page) -> None:
-    login(page, "staff")
+    sign_in(page, "staff")
     page.goto("/ledger")
     page.get_by_label("亮灯").select_option("red")
     page.get_by_role("button", name="筛选").click()
@@ -321,7 +255,7 @@ def test_an_overdue_item_shows_red_in_the_ledger_and_on_the_dashboard(page: Page
 
 
 def test_the_hq_leader_approves_the_evaluation_results(page: Page, engine: Engine) -> None:
-    login(page, "hq")
+    sign_in(page, "hq")
     page.get_by_role("link", name="考核结果审定").click()
     table = page.locator("table.results")
     expect(table).to_contain_text("城关镇")
@@ -352,7 +286,7 @@ def _evaluation_opinions(engine: Engine) -> list[dict]:
 
 
 def test_header_messages_and_claiming_from_the_inbox(page: Page) -> None:
-    login(page, "director")
+    sign_in(page, "director")
     header = page.locator("header.top")
     expect(header).to_contain_text("张建国")
     expect(header).to_contain_text("县指挥办")
@@ -367,7 +301,7 @@ def test_header_messages_and_claiming_from_the_inbox(page: Page) -> None:
 
 
 def test_main_pages_at_desktop_and_phone_width(page: Page) -> None:
-    login(page, "staff")
+    sign_in(page, "staff")
     for path, name in (
         ("/inbox", "inbox"),
         ("/start", "start"),
@@ -406,7 +340,7 @@ UNLABELLED = """() => Array.from(document.querySelectorAll('main :is(input, sele
 
 
 def test_every_field_has_a_label_and_a_draft_survives_a_reload(page: Page) -> None:
-    login(page, "town_liaison")
+    sign_in(page, "town_liaison")
     open_from_inbox(page, "进度填报", "典型村培育")
     assert page.evaluate(UNLABELLED) == []
     typed = "两村村庄规划通过评审，正在拆除危旧房。"

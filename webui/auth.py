@@ -39,6 +39,13 @@ def current_user() -> dict[str, Any] | None:
     return g.user
 
 
+def current_username() -> str:
+    """The signed-in user's name, in a view behind `login_required`."""
+    user = current_user()
+    assert user is not None, "current_username() outside login_required"
+    return user["username"]
+
+
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:

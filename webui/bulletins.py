@@ -10,17 +10,11 @@ from engine import InvalidData
 from engine.workdays import BEIJING
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
 
 KIND = "月度通报"
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 @bp.get("")
@@ -29,18 +23,20 @@ def index() -> str:
     engine = get_engine(current_app)
     period = request.args.get("period") or datetime.now(BEIJING).strftime("%Y-%m")
     try:
-        live = engine.period_report(period, _me())
+        live = engine.period_report(period, current_username())
     except InvalidData:
         period = datetime.now(BEIJING).strftime("%Y-%m")
-        live = engine.period_report(period, _me())
-    published = engine.documents_of_kind(KIND, _me())
+        live = engine.period_report(period, current_username())
+    published = engine.documents_of_kind(KIND, current_username())
     return render_template("bulletins/index.html", published=published, live=live, period=period)
 
 
 @bp.get("/<int:document_id>")
 @login_required
 def show(document_id: int) -> str:
-    detail: dict[str, Any] = get_engine(current_app).document_detail(document_id, _me())
+    detail: dict[str, Any] = get_engine(current_app).document_detail(
+        document_id, current_username()
+    )
     data = detail.get("data") or {}
     return render_template(
         "bulletins/show.html",

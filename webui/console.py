@@ -2,6 +2,7 @@
 The users/units/roles pages are in console_directory.py. Every action asks for a reason; the
 engine checks the role (a refusal becomes the app's 403 page, audited)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -11,7 +12,7 @@ from engine import Engine, InvalidData
 from engine.console_commands import BULK_ACTIONS
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -56,10 +57,7 @@ def engine() -> Engine:
     return get_engine(current_app)
 
 
-def me() -> str:
-    user = current_user()
-    assert user is not None  # login_required ran
-    return user["username"]
+me = current_username  # short: every console view passes it to the engine
 
 
 def args(*names: str) -> dict[str, str]:
@@ -77,6 +75,18 @@ def back(default: str) -> Response:
 def failed(exc: InvalidData) -> None:
     details = [m for m in exc.errors.values() if m and m != exc.message]
     flash("；".join([exc.message, *details[:5]]), "error")
+
+
+def carry_out(command: Callable[[], Any], done: Callable[[Any], str], then: str) -> Response:
+    """Run one console command, flash what it did (`done` of its answer) or what was wrong
+    with the form, then go to the page of endpoint `then`."""
+    try:
+        answer = command()
+    except InvalidData as exc:
+        failed(exc)
+    else:
+        flash(done(answer), "ok")
+    return redirect(url_for(then))
 
 
 @bp.app_template_filter("console_event")
@@ -183,13 +193,11 @@ def timers() -> str:
 @bp.post("/timers/<int:timer_id>/retry")
 @login_required
 def retry_timer(timer_id: int) -> Response:
-    try:
-        engine().retry_timer(timer_id, user=me(), reason=request.form.get("reason"))
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"定时器 #{timer_id} 已重新排队，下一次轮询时触发", "ok")
-    return redirect(url_for("console.timers"))
+    return carry_out(
+        lambda: engine().retry_timer(timer_id, user=me(), reason=request.form.get("reason")),
+        lambda _answer: f"定时器 #{timer_id} 已重新排队，下一次轮询时触发",
+        "console.timers",
+    )
 
 
 # ------------------------------------------------------------------- audit

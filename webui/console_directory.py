@@ -9,12 +9,13 @@ from werkzeug.wrappers import Response
 from engine import InvalidData
 
 from .auth import login_required
-from .console import TABS, engine, failed, me
+from .console import TABS, carry_out, engine, failed, me
 
 bp = Blueprint("console_directory", __name__, url_prefix="/console/directory")
 
 USER_FIELDS = ("username", "name", "password", "unit")
 UNIT_FIELDS = ("name", "code", "kind", "parent")
+HOME = "console_directory.index"
 
 
 def _form(names: tuple[str, ...], *, keep_empty: bool = False) -> dict[str, Any]:
@@ -26,14 +27,13 @@ def _form(names: tuple[str, ...], *, keep_empty: bool = False) -> dict[str, Any]
 
 
 def _to_directory() -> Response:
-    return redirect(url_for("console_directory.index"))
+    return redirect(url_for(HOME))
 
 
-@bp.get("/")
-@login_required
-def index() -> str:
+def _page(show: str = "active", report: list[str] | None = None) -> str:
+    """The directory page: users (`show` "all", or only the active ones), units, roles, and
+    what was wrong with a refused import (`report`)."""
     overview = engine().directory_overview(me())
-    show = request.args.get("show", "active")
     users = [u for u in overview["users"] if show == "all" or u["active"]]
     return render_template(
         "console/directory.html",
@@ -42,21 +42,25 @@ def index() -> str:
         overview=overview,
         users=users,
         show=show,
-        report=None,
+        report=report,
     )
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    return _page(request.args.get("show", "active"))
 
 
 @bp.post("/users")
 @login_required
 def create_user() -> Response:
     fields = {**_form(USER_FIELDS), "roles": request.form.getlist("roles")}
-    try:
-        created = engine().create_user(fields, user=me())
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已创建用户 {created['username']}（{created['name']}）", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().create_user(fields, user=me()),
+        lambda created: f"已创建用户 {created['username']}（{created['name']}）",
+        HOME,
+    )
 
 
 @bp.get("/users/<username>")
@@ -109,13 +113,11 @@ def deactivate_user(username: str) -> Response:
 @bp.post("/users/<username>/activate")
 @login_required
 def activate_user(username: str) -> Response:
-    try:
-        engine().activate_user(username, user=me(), reason=request.form.get("reason"))
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已启用用户 {username}", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().activate_user(username, user=me(), reason=request.form.get("reason")),
+        lambda _answer: f"已启用用户 {username}",
+        HOME,
+    )
 
 
 @bp.post("/import")
@@ -133,54 +135,38 @@ def import_users() -> Any:
     else:
         flash(f"已导入 {result['imported']} 个用户", "ok")
         return _to_directory()
-    overview = engine().directory_overview(me())
-    page = render_template(
-        "console/directory.html",
-        tab="directory",
-        tabs=TABS,
-        overview=overview,
-        users=[u for u in overview["users"] if u["active"]],
-        show="active",
-        report=report,
-    )
-    return page, 422
+    return _page(report=report), 422
 
 
 @bp.post("/units")
 @login_required
 def create_unit() -> Response:
-    try:
-        unit = engine().create_unit(_form(UNIT_FIELDS), user=me())
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已创建单位 {unit['name']}", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().create_unit(_form(UNIT_FIELDS), user=me()),
+        lambda unit: f"已创建单位 {unit['name']}",
+        HOME,
+    )
 
 
 @bp.post("/units/<int:unit_id>")
 @login_required
 def update_unit(unit_id: int) -> Response:
-    try:
-        unit = engine().update_unit(unit_id, _form(UNIT_FIELDS, keep_empty=True), user=me())
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已保存单位 {unit['name']}", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().update_unit(unit_id, _form(UNIT_FIELDS, keep_empty=True), user=me()),
+        lambda unit: f"已保存单位 {unit['name']}",
+        HOME,
+    )
 
 
 @bp.post("/roles")
 @login_required
 def create_role() -> Response:
     fields = {**_form(("name", "description")), "sees_all": request.form.get("sees_all") == "1"}
-    try:
-        role = engine().create_role(fields, user=me())
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已创建角色 {role['name']}", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().create_role(fields, user=me()),
+        lambda role: f"已创建角色 {role['name']}",
+        HOME,
+    )
 
 
 @bp.post("/roles/<name>")
@@ -190,10 +176,8 @@ def update_role(name: str) -> Response:
         "description": request.form.get("description", "").strip(),
         "sees_all": request.form.get("sees_all") == "1",
     }
-    try:
-        engine().update_role(name, fields, user=me())
-    except InvalidData as exc:
-        failed(exc)
-    else:
-        flash(f"已保存角色 {name}", "ok")
-    return _to_directory()
+    return carry_out(
+        lambda: engine().update_role(name, fields, user=me()),
+        lambda _answer: f"已保存角色 {name}",
+        HOME,
+    )

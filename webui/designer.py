@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from engine import Engine, InvalidData
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 
 bp = Blueprint("designer", __name__, url_prefix="/designer")
 
@@ -48,12 +48,6 @@ TYPE_NAMES = {
 }
 
 
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
-
-
 def _engine() -> Engine:
     return get_engine(current_app)
 
@@ -62,7 +56,9 @@ def _engine() -> Engine:
 @bp.get("")
 @login_required
 def index() -> str:
-    return render_template("designer/index.html", processes=_engine().designer_processes(_me()))
+    return render_template(
+        "designer/index.html", processes=_engine().designer_processes(current_username())
+    )
 
 
 @bp.post("/new")
@@ -71,11 +67,11 @@ def new() -> Response:
     key = request.form.get("key", "").strip()
     name = request.form.get("name", "").strip() or key
     engine = _engine()
-    if any(p["key"] == key for p in engine.designer_processes(_me())):
+    if any(p["key"] == key for p in engine.designer_processes(current_username())):
         flash(f"流程 {key} 已存在，请直接编辑", "error")
         return redirect(url_for("designer.index"))
     try:
-        engine.save_draft(key, new_process_files(key, name), user=_me())
+        engine.save_draft(key, new_process_files(key, name), user=current_username())
     except InvalidData as exc:
         flash(exc.message, "error")
         return redirect(url_for("designer.index"))
@@ -85,15 +81,15 @@ def new() -> Response:
 @bp.get("/<key>")
 @login_required
 def modeler(key: str) -> str:
-    draft = _engine().draft(key, _me())
-    roles = _engine().designer_roles(_me())
+    draft = _engine().draft(key, current_username())
+    roles = _engine().designer_roles(current_username())
     return render_template("designer/modeler.html", key=key, draft=draft, roles=roles)
 
 
 @bp.post("/<key>/discard")
 @login_required
 def discard(key: str) -> Response:
-    _engine().discard_draft(key, user=_me())
+    _engine().discard_draft(key, user=current_username())
     flash(f"已放弃流程 {key} 的草稿", "ok")
     return redirect(url_for("designer.index"))
 
@@ -102,11 +98,11 @@ def discard(key: str) -> Response:
 @login_required
 def diff(key: str) -> str:
     engine = _engine()
-    versions = engine.process_versions(key, _me())["versions"]
+    versions = engine.process_versions(key, current_username())["versions"]
     numbers = [v["version"] for v in versions]
     new = request.args.get("new", type=int) or (numbers[-1] if numbers else 0)
     old = request.args.get("old", type=int) or (new - 1 if new > 1 else new)
-    result = engine.diff_versions(key, old, new, _me()) if numbers else None
+    result = engine.diff_versions(key, old, new, current_username()) if numbers else None
     return render_template(
         "designer/diff.html",
         key=key,
@@ -122,8 +118,10 @@ def diff(key: str) -> str:
 @login_required
 def migrate(key: str) -> str:
     engine = _engine()
-    numbers = [v["version"] for v in engine.process_versions(key, _me())["versions"]]
-    check = engine.migration_check(key, to_version=request.args.get("to", type=int), user=_me())
+    numbers = [v["version"] for v in engine.process_versions(key, current_username())["versions"]]
+    check = engine.migration_check(
+        key, to_version=request.args.get("to", type=int), user=current_username()
+    )
     return render_template("designer/migrate.html", key=key, check=check, numbers=numbers)
 
 
@@ -136,7 +134,9 @@ def migrate_post(key: str) -> Response:
         return redirect(url_for("designer.migrate", key=key))
     reason = request.form.get("reason", "").strip() or None
     to = request.form.get("to", type=int)
-    results = _engine().migrate_instances(ids, to_version=to, user=_me(), reason=reason)
+    results = _engine().migrate_instances(
+        ids, to_version=to, user=current_username(), reason=reason
+    )
     moved = [r for r in results if r["migrated"]]
     flash(f"已迁移 {len(moved)} 个实例，{len(results) - len(moved)} 个未迁移", "ok")
     for result in results:

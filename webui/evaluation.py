@@ -8,17 +8,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from engine import InvalidData
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 
 bp = Blueprint("evaluation", __name__, url_prefix="/evaluation")
 
 PROCESS, STEP = "annual_evaluation", "hq_approve"
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 def _open_reviews(user: str) -> list[dict[str, Any]]:
@@ -36,7 +30,7 @@ def _open_reviews(user: str) -> list[dict[str, Any]]:
 @bp.get("")
 @login_required
 def index() -> str:
-    return _page(_open_reviews(_me()))
+    return _page(_open_reviews(current_username()))
 
 
 def _page(
@@ -51,14 +45,14 @@ def _page(
         errors=errors or {},
         typed=typed or {},
         unit_names=names,
-        me=_me(),
+        me=current_username(),
     )
 
 
 @bp.post("/<task_id>")
 @login_required
 def decide(task_id: str) -> Any:
-    engine, user = get_engine(current_app), _me()
+    engine, user = get_engine(current_app), current_username()
     decision = request.form.get("decision", "")
     data = {"decision": decision}
     for key in ("reason", "opinion"):

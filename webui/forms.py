@@ -7,6 +7,7 @@ names are dotted paths (`decision_items.0.unit`), the same paths `InvalidData.er
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -230,7 +231,7 @@ def _user_options(choices: dict[str, list[dict[str, Any]]]) -> list[tuple[str, s
 
 def _is_attachment(items: dict[str, Any]) -> bool:
     props = items.get("properties") or {}
-    return "name" in props and "document_id" in props
+    return "name" in props and "document_id" in props  # as engine.attachments.is_attachment
 
 
 def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -245,83 +246,102 @@ def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ reading
+# Keeps one uploaded file of the field at `path`: `{"name", "id", "size"}`, or None if refused.
+Store = Callable[[str, FileStorage], dict[str, Any] | None]
+
+
 def read(
     schema: dict[str, Any] | None,
     form: MultiDict[str, str],
     files: MultiDict[str, FileStorage] | None = None,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """The posted form as typed JSON. Text that is not a valid number is kept as text so the
-    engine's validation names the field and the page shows what was typed."""
+    engine's validation names the field and the page shows what was typed. Uploaded files go
+    to `store`; without one only their names are kept."""
     if not schema:
         return {}
-    return _read_object(schema, schema, "", form, files or MultiDict())
+    reader = _Reader(form, files or MultiDict(), store)
+    return reader.object(schema, schema, "")
 
 
-def _read_object(
-    root: dict[str, Any],
-    node: dict[str, Any],
-    prefix: str,
-    form: MultiDict[str, str],
-    files: MultiDict[str, FileStorage],
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, prop in (node.get("properties") or {}).items():
-        if not isinstance(prop, dict):
-            continue
-        prop = _resolve(root, prop)
-        path = f"{prefix}{key}"
-        value = _read_value(root, prop, path, form, files)
-        if value is not _NONE:
-            result[key] = value
-    return result
+@dataclass
+class _Reader:
+    form: MultiDict[str, str]
+    files: MultiDict[str, FileStorage]
+    store: Store | None
 
+    def object(self, root: dict[str, Any], node: dict[str, Any], prefix: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, prop in (node.get("properties") or {}).items():
+            if not isinstance(prop, dict):
+                continue
+            prop = _resolve(root, prop)
+            value = self.value(root, prop, f"{prefix}{key}")
+            if value is not _NONE:
+                result[key] = value
+        return result
 
-def _read_value(
-    root: dict[str, Any],
-    prop: dict[str, Any],
-    path: str,
-    form: MultiDict[str, str],
-    files: MultiDict[str, FileStorage],
-) -> Any:
-    widget, _ = _widget(root, prop, {})
-    if widget == "readonly":  # carried unchanged (a row is replaced as a whole)
-        carried = form.get(f"{path}.__json")
-        if carried is None:
+    def value(self, root: dict[str, Any], prop: dict[str, Any], path: str) -> Any:
+        form = self.form
+        widget, _ = _widget(root, prop, {})
+        if widget == "readonly":  # carried unchanged (a row is replaced as a whole)
+            carried = form.get(f"{path}.__json")
+            if carried is None:
+                return _NONE
+            try:
+                return json.loads(carried)
+            except ValueError:
+                return _NONE
+        if widget == "checkbox":
+            return path in form and form.get(path) not in ("", "0", "false")
+        if widget == "rows":
+            items = _resolve(root, prop.get("items") or {})
+            rows = (self.object(root, items, f"{path}.{i}.") for i in _row_indices(form, path))
+            return [row for row in rows if _filled(row)]
+        if widget == "file":
+            return self.attachments(path)
+        if widget in ("units", "users", "checkboxes"):
+            return [v for v in form.getlist(path) if v != ""]
+        if _kind(prop) == "array":  # free strings, one per line
+            text = form.get(path, "")
+            return [line.strip() for line in text.splitlines() if line.strip()]
+        raw = form.get(path)
+        if raw is None or raw.strip() == "":
             return _NONE
-        try:
-            return json.loads(carried)
-        except ValueError:
-            return _NONE
-    if widget == "checkbox":
-        return path in form and form.get(path) not in ("", "0", "false")
-    if widget == "rows":
-        items = _resolve(root, prop.get("items") or {})
-        return [
-            row
-            for row in (
-                _read_object(root, items, f"{path}.{i}.", form, files)
-                for i in _row_indices(form, path)
-            )
-            if _filled(row)
-        ]
-    if widget == "file":
-        kept = [{"name": n} for n in form.getlist(f"{path}.keep") if n]
-        uploaded = [{"name": f.filename} for f in files.getlist(path) if f and f.filename]
+        raw = raw.strip() if widget != "textarea" else raw
+        if widget in ("integer", "number"):
+            return _number(raw, widget)
+        if widget == "datetime":
+            return _datetime(raw)
+        return raw
+
+    def attachments(self, path: str) -> list[dict[str, Any]]:
+        """Files kept from before (ticked `.keep` names; their ids ride along in `.ref`
+        hidden inputs) and the files uploaded now."""
+        refs = _refs(self.form.getlist(f"{path}.ref"))
+        kept = [refs.get(n) or {"name": n} for n in self.form.getlist(f"{path}.keep") if n]
+        uploaded = []
+        for upload in self.files.getlist(path):
+            if not upload or not upload.filename:
+                continue
+            stored = self.store(path, upload) if self.store else {"name": upload.filename}
+            if stored is not None:
+                uploaded.append(stored)
         return kept + uploaded
-    if widget in ("units", "users", "checkboxes"):
-        return [v for v in form.getlist(path) if v != ""]
-    if _kind(prop) == "array":  # free strings, one per line
-        text = form.get(path, "")
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    raw = form.get(path)
-    if raw is None or raw.strip() == "":
-        return _NONE
-    raw = raw.strip() if widget != "textarea" else raw
-    if widget in ("integer", "number"):
-        return _number(raw, widget)
-    if widget == "datetime":
-        return _datetime(raw)
-    return raw
+
+
+def _refs(values: list[str]) -> dict[str, dict[str, Any]]:
+    """`{"name", "id", "size"}` of earlier uploads, by name, from the page's hidden inputs."""
+    found = {}
+    for value in values:
+        try:
+            ref = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            found[ref["name"]] = {k: ref[k] for k in ("name", "id", "size") if k in ref}
+    return found
 
 
 def _row_indices(form: MultiDict[str, str], path: str) -> list[int]:

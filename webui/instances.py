@@ -6,22 +6,16 @@ from typing import Any
 from flask import Blueprint, current_app, render_template
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_user, current_username, login_required
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 @bp.get("/<int:instance_id>")
 @login_required
 def show(instance_id: int) -> str:
     engine = get_engine(current_app)
-    detail = engine.instance(instance_id, _me())
+    detail = engine.instance(instance_id, current_username())
     choices = engine.directory_choices()
     names = {u["code"]: u["name"] for u in choices["units"]}
     names.update({u["username"]: u["name"] for u in choices["users"]})
@@ -32,7 +26,7 @@ def show(instance_id: int) -> str:
         titles=engine.field_titles(instance_id),
         names=names,
         may_urge=_may_urge(detail),
-        me=_me(),
+        me=current_username(),
     )
 
 
@@ -54,5 +48,5 @@ def _documents(instance_id: int) -> list[dict[str, Any]]:
     documents = getattr(engine, "documents", None)
     if documents is None:
         return []
-    found = documents(instance_id, user=_me())
+    found = documents(instance_id, user=current_username())
     return found.get("items", []) if isinstance(found, dict) else list(found)

@@ -4,16 +4,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from werkzeug.wrappers import Response
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 from .pages import local_path
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 @bp.get("")
@@ -21,7 +15,9 @@ def _me() -> str:
 def index() -> str:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     unread_only = request.args.get("unread") == "1"
-    result = get_engine(current_app).notifications(_me(), unread_only=unread_only, page=page)
+    result = get_engine(current_app).notifications(
+        current_username(), unread_only=unread_only, page=page
+    )
     return render_template("messages/index.html", result=result, unread_only=unread_only)
 
 
@@ -31,7 +27,7 @@ def mark_read() -> Response:
     """One notification (`id`) or, without one, all of mine; `next` opens what it is about."""
     raw = request.form.get("id", "")
     ids = [int(raw)] if raw.isdigit() else None
-    marked = get_engine(current_app).mark_notifications_read(_me(), ids)
+    marked = get_engine(current_app).mark_notifications_read(current_username(), ids)
     target = local_path(request.form.get("next"), "")
     if target:
         return redirect(target)

@@ -29,6 +29,7 @@ STATUSES = {
     "cancelled": "已取消",
 }
 EVENTS = {
+    "attachment_added": "上传附件",
     "instance_started": "发起流程",
     "instance_completed": "流程办结",
     "instance_error": "流程出错",

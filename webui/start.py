@@ -6,27 +6,23 @@ from werkzeug.wrappers import Response
 from engine import InvalidData
 
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 
 bp = Blueprint("start", __name__, url_prefix="/start")
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 @bp.get("")
 @login_required
 def index() -> str:
-    return render_template("start/index.html", processes=get_engine(current_app).processes(_me()))
+    return render_template(
+        "start/index.html", processes=get_engine(current_app).processes(current_username())
+    )
 
 
 @bp.post("/<key>")
 @login_required
 def start(key: str) -> Response:
-    engine, user = get_engine(current_app), _me()
+    engine, user = get_engine(current_app), current_username()
     title = request.form.get("title", "").strip()
     if not title:
         flash("请填写标题，便于在待办和台账中辨认", "error")

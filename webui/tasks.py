@@ -13,6 +13,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
 from engine import Engine, InvalidData
@@ -20,7 +21,7 @@ from engine.errors import EngineError
 
 from . import forms
 from .app import get_engine
-from .auth import current_user, login_required
+from .auth import current_username, login_required
 from .pages import local_path
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -28,12 +29,6 @@ bp = Blueprint("tasks", __name__, url_prefix="/tasks")
 
 def _engine() -> Engine:
     return get_engine(current_app)
-
-
-def _me() -> str:
-    me = current_user()
-    assert me is not None
-    return me["username"]
 
 
 @bp.get("/<task_id>")
@@ -49,7 +44,7 @@ def _page(
     opinion: str | None = None,
     message: str | None = None,
 ) -> str:
-    engine, user = _engine(), _me()
+    engine, user = _engine(), current_username()
     task = engine.task(task_id, user)
     is_open = task["state"] == "open"
     # the assignee, or (unclaimed) a candidate: the engine checks which when it acts
@@ -91,6 +86,7 @@ def _page(
         targets=_return_targets(engine, task_id, user) if mine else [],
         withdrawable=task["state"] == "completed" and engine.completed_by(task_id, user),
         me=user,
+        files=engine.instance_attachments(task["instance_id"], user),
     )
 
 
@@ -136,14 +132,17 @@ def _return_targets(engine: Engine, task_id: str, user: str) -> list[dict[str, A
 @bp.post("/<task_id>")
 @login_required
 def complete(task_id: str) -> Any:
-    engine, user = _engine(), _me()
+    engine, user = _engine(), current_username()
     task = engine.task(task_id, user)
     schema = task.get("form")
-    data = forms.read(schema, request.form, request.files)
+    refused: dict[str, str] = {}
+    data = forms.read(schema, request.form, request.files, _uploader(engine, task_id, refused))
     decision = request.form.get("decision")
     if decision:
         data["decision"] = decision
     opinion = request.form.get("_opinion", "").strip() or None
+    if refused:  # files kept so far stay on the page; the refused ones are named
+        return _page(task_id, data, refused, opinion, "；".join(refused.values())), 422
     try:
         engine.complete(task_id, data, user=user, opinion=opinion)
     except InvalidData as exc:
@@ -153,10 +152,26 @@ def complete(task_id: str) -> Any:
     return redirect(url_for("inbox.index"))
 
 
+def _uploader(engine: Engine, task_id: str, refused: dict[str, str]) -> forms.Store:
+    """Keep each uploaded file through the engine; a refusal is noted under its field."""
+
+    def store(path: str, upload: FileStorage) -> dict[str, Any] | None:
+        try:
+            kept = engine.add_attachment(
+                task_id, upload.filename or "", upload.mimetype, upload.read(), current_username()
+            )
+        except InvalidData as exc:
+            refused[path] = exc.message
+            return None
+        return {"name": kept["name"], "id": kept["id"], "size": kept["size"]}
+
+    return store
+
+
 @bp.post("/<task_id>/draft")
 @login_required
 def save_draft(task_id: str) -> Any:
-    engine, user = _engine(), _me()
+    engine, user = _engine(), current_username()
     task = engine.task(task_id, user)
     data = forms.read(task.get("form"), request.form)
     saved = engine.save_task_draft(
@@ -171,7 +186,7 @@ def save_draft(task_id: str) -> Any:
 @bp.post("/<task_id>/claim")
 @login_required
 def claim(task_id: str) -> Response:
-    _engine().claim(task_id, _me())
+    _engine().claim(task_id, current_username())
     flash("已认领", "ok")
     return redirect(url_for("tasks.show", task_id=task_id))
 
@@ -179,7 +194,7 @@ def claim(task_id: str) -> Response:
 @bp.post("/<task_id>/unclaim")
 @login_required
 def unclaim(task_id: str) -> Response:
-    _engine().unclaim(task_id, _me())
+    _engine().unclaim(task_id, current_username())
     flash("已退回任务池，本单位其他同事可认领", "ok")
     return redirect(url_for("inbox.index"))
 
@@ -209,7 +224,7 @@ def transfer(task_id: str) -> Response:
     return _operation(
         task_id,
         "已转办",
-        lambda: _engine().transfer(task_id, to, user=_me(), opinion=_opinion()),
+        lambda: _engine().transfer(task_id, to, user=current_username(), opinion=_opinion()),
     )
 
 
@@ -220,7 +235,7 @@ def delegate(task_id: str) -> Response:
     return _operation(
         task_id,
         "已委派，对方办理后任务回到您这里",
-        lambda: _engine().delegate(task_id, to, user=_me(), opinion=_opinion()),
+        lambda: _engine().delegate(task_id, to, user=current_username(), opinion=_opinion()),
     )
 
 
@@ -233,7 +248,7 @@ def add_signers(task_id: str) -> Response:
         task_id,
         "已加签",
         lambda: _engine().add_signers(
-            task_id, users, user=_me(), before=before, opinion=_opinion()
+            task_id, users, user=current_username(), before=before, opinion=_opinion()
         ),
         back_to_task=True,
     )
@@ -247,7 +262,7 @@ def return_task(task_id: str) -> Response:
     return _operation(
         task_id,
         "已退回",
-        lambda: _engine().return_task(task_id, user=_me(), reason=reason, to=to),
+        lambda: _engine().return_task(task_id, user=current_username(), reason=reason, to=to),
     )
 
 
@@ -257,7 +272,7 @@ def withdraw(task_id: str) -> Response:
     return _operation(
         task_id,
         "已撤回，任务重新回到您的待办",
-        lambda: _engine().withdraw(task_id, user=_me(), opinion=_opinion()),
+        lambda: _engine().withdraw(task_id, user=current_username(), opinion=_opinion()),
     )
 
 
@@ -265,7 +280,7 @@ def withdraw(task_id: str) -> Response:
 @login_required
 def urge(task_id: str) -> Response:
     message = request.form.get("message", "").strip() or None
-    _engine().urge(task_id, user=_me(), message=message)
+    _engine().urge(task_id, user=current_username(), message=message)
     flash("已催办，办理人会收到提醒", "ok")
     return redirect(local_path(request.form.get("back"), url_for("tasks.show", task_id=task_id)))
 
@@ -277,6 +292,6 @@ def cc(task_id: str) -> Response:
     return _operation(
         task_id,
         "已抄送",
-        lambda: _engine().cc(task_id, users, user=_me(), opinion=_opinion()),
+        lambda: _engine().cc(task_id, users, user=current_username(), opinion=_opinion()),
         back_to_task=True,
     )

@@ -2,6 +2,7 @@
 
 from .accounts import ApiToken, SignInThrottle
 from .approvals import CarbonCopy, Opinion
+from .attachments import Attachment
 from .base import Base
 from .definitions import Deployment, DeploymentFile, ProcessVersion
 from .designs import ProcessDraft
@@ -16,6 +17,7 @@ from .operations import WorkerHeartbeat
 
 __all__ = [
     "ApiToken",
+    "Attachment",
     "SignInThrottle",
     "Base",
     "CalendarOverride",
