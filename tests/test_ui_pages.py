@@ -4,12 +4,16 @@ drafts saved, restored and dropped on completion, and the vendor files."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+from flask import url_for
 
 from engine import Engine
 from tests.builders import bpmn, flow, user_task
 from webui import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FORM = {
     "title": "填报",
@@ -243,6 +247,10 @@ def test_vendor_files_are_served_from_node_modules_only_when_listed(app) -> None
     assert response.status_code == 200
     assert "immutable" in response.headers["Cache-Control"]
     response.close()
+    with app.test_request_context():
+        url = url_for("vendor.asset", package="bpmn-js", path="bpmn-viewer.production.min.js")
+    installed = json.loads((ROOT / "node_modules/bpmn-js/package.json").read_text())["version"]
+    assert url.endswith(f"?v={installed}")  # a new version is a new URL: immutable is safe
     assert client.get("/vendor/left-pad/index.js").status_code == 404
     assert client.get("/vendor/bpmn-js/../package.json").status_code == 404
     assert client.get("/vendor/bpmn-js/%2e%2e/%2e%2e/pyproject.toml").status_code == 404
