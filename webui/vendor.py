@@ -15,9 +15,6 @@ bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {  # URL name → folder inside node_modules
     "bpmn-js": "bpmn-js/dist",
-    "bpmn-js-properties-panel": "bpmn-js-properties-panel/dist",
-    "properties-panel": "@bpmn-io/properties-panel/dist",
-    "bpmn-js-differ": "bpmn-js-differ/dist",
     "echarts": "echarts/dist",
 }
 SUFFIXES = {".js", ".css", ".map", ".woff", ".woff2", ".ttf", ".eot", ".svg", ".mjs"}
