@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from engine import Engine, InvalidData
 from engine.models import Attachment, Event
-from tests.browser import needs_chromium, open_page, serving, sign_in
+from tests.browser import open_page, serving, sign_in
 from tests.county import TOWN_ITEM, token
 from webui import create_app
 
@@ -270,7 +270,6 @@ def test_a_refused_upload_on_the_page_is_named_at_its_field(
 
 
 # ------------------------------------------------------------------------------ a real browser
-@needs_chromium
 def test_a_browser_uploads_evidence_that_survives_a_validation_error(
     browser, engine: Engine, completion_task: dict, tmp_path
 ) -> None:

@@ -9,11 +9,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine, FixedClock
-from tests.browser import needs_chromium, open_page, serving, shot, sign_in
+from tests.browser import open_page, serving, shot, sign_in
 from tests.conftest import START, fresh_database
 from tests.test_console import ADMIN, HANDLER, flaky_script, two_steps
-
-pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

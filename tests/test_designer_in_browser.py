@@ -10,9 +10,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine
-from tests.browser import ROOT, needs_chromium, open_page, serving, shot, sign_in
-
-pytestmark = needs_chromium
+from tests.browser import ROOT, open_page, serving, shot, sign_in
 
 
 @pytest.fixture(scope="module")

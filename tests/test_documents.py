@@ -3,7 +3,6 @@ it, read back with python-docx; templates versioned with their process; the API'
 one document laid out by LibreOffice to catch layout breakage."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -269,7 +268,6 @@ def test_api_lists_and_downloads_only_for_those_who_may_view(county: Engine, db_
 
 
 # ----------------------------------------------------------------- layout
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) 未安装")
 def test_bulletin_lays_out_on_the_expected_pages(
     county: Engine, db_url: str, tmp_path: Path
 ) -> None:

@@ -9,11 +9,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from engine import Engine
-from tests.browser import ROOT, needs_chromium, open_page, serving, shot, sign_in
+from tests.browser import ROOT, open_page, serving, shot, sign_in
 from tests.conftest import fresh_database
 from webui.demo import load_demo
-
-pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
