@@ -59,10 +59,40 @@ def require_running(instance: ProcessInstance) -> None:
         raise Conflict(STATUS_REFUSALS.get(instance.status, "流程不在运行中"))
 
 
-def check_may_act(session: Session, row: HumanTask, actor: "Actor") -> None:
-    """Only the assignee, or a candidate of an unclaimed task, acts on it (as `complete`)."""
-    if not queries.may_act_on(session, row, actor):
-        raise Forbidden("您不是该任务的办理人")
+def check_may_act(
+    session: Session, row: HumanTask, actor: "Actor", refusal: str = "您不是该任务的办理人"
+) -> None:
+    """Only the assignee, or a candidate of an unclaimed task, acts on it (as `complete`).
+    A candidate whose colleague holds the task meanwhile is told who (409), not refused (403):
+    they may see the task, they were simply overtaken."""
+    if queries.may_act_on(session, row, actor):
+        return
+    if row.delegation == "pending" and row.owner_id == actor.id:  # their own 委派: wait for it
+        raise Forbidden(f"{held_refusal(session, row)}，请等待其办理后再确认")
+    if held_by_another(session, row, actor):
+        raise Conflict(held_refusal(session, row))
+    raise Forbidden(refusal)
+
+
+def held_by_another(session: Session, row: HumanTask, actor: "Actor") -> bool:
+    """Someone else holds a task `actor` could otherwise have taken (they are its candidate)."""
+    return (
+        row.assignee_id is not None
+        and row.assignee_id != actor.id
+        and queries.is_candidate(session, row, actor)
+    )
+
+
+def held_refusal(session: Session, row: HumanTask) -> str:
+    """Who holds the task, by their name in the directory: "该任务已被王晓燕认领"."""
+    if row.delegation == "pending" and row.owner_id is not None:
+        return f"该任务已委派给{display_name(session, row.assignee_id)}办理"
+    return f"该任务已被{display_name(session, row.assignee_id)}认领"
+
+
+def display_name(session: Session, user_id: int | None) -> str:
+    user = session.get(User, user_id) if user_id is not None else None
+    return (user.display_name or user.username) if user is not None else "他人"
 
 
 def require_text(text: Any, field: str, message: str) -> str:

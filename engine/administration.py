@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from . import audit, console, directory, notifications
+from . import accounts, audit, console, directory, notifications
 from .errors import Conflict, InvalidData, NotFound
 from .models import HumanTask, HumanTaskCandidate, Role, Unit, User, user_role
 
@@ -161,6 +161,8 @@ def update_user(
     if "password" in fields and fields["password"] not in (None, ""):
         user.password_hash = directory.hash_password(_password(fields["password"]))
         changes["password"] = {"from": "***", "to": "***"}
+        # whoever held the old password is signed out: pages and API tokens alike
+        accounts.end_sessions(session, user, now, tokens=True)
     _record_changes(session, "user_changed", changes, now, actor_id, {"username": user.username})
     session.flush()
     session.refresh(user)
@@ -177,6 +179,7 @@ def deactivate_user(
     if actor_id is not None and user.id == actor_id:
         raise Conflict("不能停用自己的账号")
     user.active = False
+    tokens = accounts.end_sessions(session, user, now, tokens=True)  # for good: not on reactivation
     still_open = HumanTask.state.in_(("open", "waiting"))
     mine = select(HumanTaskCandidate.task_id).where(HumanTaskCandidate.user_id == user.id)
     affected = list(
@@ -206,9 +209,30 @@ def deactivate_user(
         now,
         actor_id=actor_id,
         reason=reason,
-        detail={"username": user.username, "tasks_returned": [t["id"] for t in returned]},
+        detail={
+            "username": user.username,
+            "tasks_returned": [t["id"] for t in returned],
+            "tokens_revoked": tokens,
+        },
     )
     return returned
+
+
+def sign_out_everywhere(
+    session: Session, user: User, reason: str, now: datetime, actor_id: int | None
+) -> dict[str, Any]:
+    """强制退出: end every page session of the user and revoke their live API tokens (e.g. a
+    lost phone, a shared password); they can sign in again with their password."""
+    tokens = accounts.end_sessions(session, user, now, tokens=True)
+    audit.record(
+        session,
+        "signed_out_everywhere",
+        now,
+        actor_id=actor_id,
+        reason=reason,
+        detail={"username": user.username, "tokens_revoked": tokens},
+    )
+    return {"username": user.username, "tokens_revoked": tokens}
 
 
 def _candidate_counts(session: Session, task_ids: list[str]) -> dict[str, int]:

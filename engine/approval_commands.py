@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from . import acting, approval_steps, copies, operations, returns, signing, urging
+from . import acting, approval_steps, copies, handover, operations, returns, signing, urging
 from .bpmn import load_state
 from .errors import Forbidden, InvalidData
 from .models import HumanTask, ProcessInstance
@@ -29,7 +29,8 @@ class ApprovalCommands:
         with self.command(user) as (session, ctx):
             row, actor = self._locked_task(session, task_id, user)
             target = acting.person(session, to, "to")
-            return operations.transfer(session, ctx.now, row, actor, target, opinion)
+            may_hold = self._may_hold(session, row, actor)
+            return operations.transfer(session, ctx.now, row, actor, target, opinion, may_hold)
 
     def delegate(
         self: "Engine", task_id: str, to: str, *, user: str, opinion: str | None = None
@@ -37,7 +38,18 @@ class ApprovalCommands:
         with self.command(user) as (session, ctx):
             row, actor = self._locked_task(session, task_id, user)
             target = acting.person(session, to, "to")
-            return operations.delegate(session, ctx.now, row, actor, target, opinion)
+            may_hold = self._may_hold(session, row, actor)
+            return operations.delegate(session, ctx.now, row, actor, target, opinion, may_hold)
+
+    def transfer_candidates(self: "Engine", task_id: str, user: str) -> list[dict[str, Any]]:
+        """The people the 转办 / 委派 pickers offer for this task: those who may hold its step
+        (handover.py), without the caller and whoever holds it now. `{username, name, unit}`."""
+        with self.read_session() as session:
+            row = acting.task_row(session, task_id)
+            actor = self._me(session, user)
+            acting.require_state(row)
+            acting.check_may_act(session, row, actor)
+            return handover.candidates(session, self._may_hold(session, row, actor))
 
     def add_signers(
         self: "Engine",
@@ -83,7 +95,7 @@ class ApprovalCommands:
             assert instance is not None
             version = self.specs.get(session, instance.process_version_id)
             workflow = load_state(instance.state, version.spec, version.subprocess_specs)
-            ctx = Context(self.clock, self.calendar(), self.script_engine, actor.id)
+            ctx = Context(self.clock, self.calendar(session), self.script_engine, actor.id)
             return returns.targets(Run(session, instance, version, workflow, ctx), row)
 
     def withdraw(
@@ -105,6 +117,7 @@ class ApprovalCommands:
             acting.require_running(instance)
             if not self._may_urge(session, row, instance, actor):
                 raise Forbidden("只有发起人、经办过本流程的人、管理员或流程指定的角色可以催办")
+            urging.check_interval(session, ctx.now, row, actor.id)
             notified = urging.urge_task(session, ctx.now, row, message=message, actor_id=actor.id)
             session.flush()
             session.refresh(row)
@@ -172,6 +185,16 @@ class ApprovalCommands:
         session.refresh(row)  # re-read under the instance lock
         acting.require_running(run.instance)
         return run, row, self._me(session, user)
+
+    def _may_hold(
+        self: "Engine", session: Session, row: HumanTask, actor: "Actor"
+    ) -> handover.Rule:
+        """Who may be handed `row` (handover.Rule), from its step's BPMN properties."""
+        instance = session.get(ProcessInstance, row.instance_id)
+        assert instance is not None
+        version = self.specs.get(session, instance.process_version_id)
+        spec = approval_steps.task_spec_named(version.spec, version.subprocess_specs, row.name)
+        return handover.rule(session, row, approval_steps.properties(spec), actor.id)
 
     def _may_urge(
         self: "Engine", session: Session, row: HumanTask, instance: ProcessInstance, actor: "Actor"

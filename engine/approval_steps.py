@@ -25,6 +25,8 @@ step may be returned to, besides the previous step and the initiator (always all
 `ccUsers`: an expression giving a username or a list of them, and `ccRoles`: comma-separated
 roles; both are copied (抄送) when the step completes. `urgeRoles`: comma-separated roles that
 may 催办 this step, besides the initiator, earlier participants and administrators.
+`transferRoles`: comma-separated roles whose holders may also be handed this step by 转办 / 委派
+(handover.py).
 """
 
 from typing import Any

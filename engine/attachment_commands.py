@@ -1,5 +1,6 @@
 """`Engine`'s attachments: upload into an open task, download, and an instance's list."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -16,6 +17,8 @@ class AttachmentCommands:
     """Mixed into `Engine`: 附件 / 佐证材料 uploaded through task forms."""
 
     attachment_limit = attachments.MAX_BYTES
+    attachment_quota_files = attachments.QUOTA_FILES
+    attachment_quota_bytes = attachments.QUOTA_BYTES
 
     def add_attachment(
         self: "Engine",
@@ -33,6 +36,14 @@ class AttachmentCommands:
             if actor is not None and not actor.is_admin:
                 acting.check_may_act(session, row, actor)
             clean, stored_type = attachments.checked_upload(name, data, self.attachment_limit)
+            attachments.check_quota(
+                session,
+                row,
+                ctx.actor_id,
+                len(data),
+                self.attachment_quota_files,
+                self.attachment_quota_bytes,
+            )
             made = attachments.new_attachment(row, clean, stored_type, data, ctx.actor_id, ctx.now)
             session.add(made)
             session.flush()
@@ -45,6 +56,14 @@ class AttachmentCommands:
                 detail={"attachment_id": made.id, "name": clean, "size": made.size},
             )
             return attachments.summary(made)
+
+    def remove_unused_attachments(
+        self: "Engine", days: int = attachments.UNUSED_DAYS, now: datetime | None = None
+    ) -> int:
+        """Delete uploads no submitted form named, more than `days` old, whose task is no longer
+        open (attachments.remove_unused), as the system. Returns how many were removed."""
+        with self.command(at=now) as (session, ctx):
+            return attachments.remove_unused(session, ctx.now, days)
 
     def attachment(self: "Engine", attachment_id: int, user: str | None) -> tuple[str, str, bytes]:
         """(name, content type, bytes) of one attachment, for someone who may view its instance."""

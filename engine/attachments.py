@@ -4,18 +4,24 @@ A form field whose items are attachment objects (`{"name", "document_id"}` in th
 `$defs`) holds `{"name", "id", "size"}` per uploaded file. An upload belongs to the task it was
 sent to; a submitted form may name only uploads of its own instance, and naming one ties it to
 the instance for good (it then shows on the instance page).
+
+Uploads no submitted form has named yet are bounded: per task and person at most
+`QUOTA_FILES` files and `QUOTA_BYTES` in all (`check_quota`), and once their task is no longer
+open they are removed `UNUSED_DAYS` after upload (`remove_unused`, run by `duban worker`).
 """
 
 import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from .errors import InvalidData
+from . import audit
+from .errors import InvalidData, QuotaExceeded
 from .models import Attachment, HumanTask, User
 
 if TYPE_CHECKING:
@@ -42,12 +48,21 @@ TYPES = {
 }
 ALLOWED = "pdf、doc/docx、xls/xlsx、ppt/pptx、jpg/png、txt、zip、ofd、wps"
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+# Bidirectional controls (LRM/RLM, ALM, embeddings and overrides, isolates): "发票\u202egpj.exe"
+# would show as "发票exe.jpg". Removed, not replaced.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+QUOTA_FILES = 20
+QUOTA_BYTES = 60 * 1024 * 1024
+UNUSED_DAYS = 7
+OPEN_STATES = ("open", "waiting")
+MAX_ROW_ID = 2**31 - 1
 
 
 def clean_name(name: Any) -> str:
     """The file's own name without any folder, control or reserved characters, shortened
     (keeping the extension) to fit."""
     text = unicodedata.normalize("NFC", name if isinstance(name, str) else "")
+    text = _BIDI.sub("", text)
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
     text = _UNSAFE.sub("_", text).strip(" .")
     if len(text) > NAME_LENGTH:
@@ -72,6 +87,87 @@ def checked_upload(name: Any, data: Any, limit: int = MAX_BYTES) -> tuple[str, s
         message = f"文件“{clean}”超过 {limit // (1024 * 1024)} MB，请压缩或拆分后再上传"
         raise InvalidData(message, {"file": message})
     return clean, TYPES[ext]
+
+
+def check_quota(
+    session: Session, task: HumanTask, by: int | None, size: int, files: int, total: int
+) -> None:
+    """QuotaExceeded unless one more upload of `size` bytes keeps this person's uploads into
+    `task` that no submitted form names yet within `files` files and `total` bytes."""
+    count, used = session.execute(
+        select(func.count(), func.coalesce(func.sum(Attachment.size), 0)).where(
+            Attachment.task_id == task.id,
+            Attachment.instance_id.is_(None),
+            Attachment.uploaded_by_id == by
+            if by is not None
+            else Attachment.uploaded_by_id.is_(None),
+        )
+    ).one()
+    megabytes = total // (1024 * 1024)
+    limits = f"每人每个任务最多 {files} 个、共 {megabytes} MB"
+    if count + 1 > files:
+        raise QuotaExceeded(
+            f"您在本任务中上传但尚未随表单提交的附件已有 {count} 个（{limits}），"
+            "请先提交表单后再上传",
+            files=files,
+            bytes=total,
+        )
+    if used + size > total:
+        raise QuotaExceeded(
+            f"您在本任务中上传但尚未随表单提交的附件已有 {used / (1024 * 1024):.1f} MB，"
+            f"加上此文件将超过 {megabytes} MB（{limits}），请压缩文件或先提交表单",
+            files=files,
+            bytes=total,
+        )
+
+
+def remove_unused(session: Session, now: datetime, days: int = UNUSED_DAYS) -> int:
+    """Delete uploads no submitted form named, uploaded more than `days` ago, whose task is no
+    longer open (an open task's are still its people's work, bounded by `check_quota`). Each
+    removal is in the audit trail. Returns how many were removed."""
+    cutoff = now - timedelta(days=days)
+    unused = (
+        Attachment.instance_id.is_(None),
+        Attachment.uploaded_at < cutoff,
+        or_(HumanTask.id.is_(None), HumanTask.state.not_in(OPEN_STATES)),
+    )
+    rows = session.execute(
+        select(
+            Attachment.id,
+            Attachment.task_id,
+            Attachment.name,
+            Attachment.size,
+            HumanTask.instance_id,
+            HumanTask.title,
+        )
+        .outerjoin(HumanTask, HumanTask.id == Attachment.task_id)
+        .where(*unused)
+        .order_by(Attachment.id)
+    ).all()
+    if not rows:
+        return 0
+    removed = set(
+        session.scalars(  # one named by a form meanwhile (instance_id set) is kept
+            delete(Attachment)
+            .where(Attachment.id.in_([row.id for row in rows]), Attachment.instance_id.is_(None))
+            .returning(Attachment.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    for row in rows:
+        if row.id not in removed:
+            continue
+        audit.record(
+            session,
+            "attachment_removed",
+            now,
+            instance_id=row.instance_id,
+            task_id=row.task_id,
+            task_title=row.title,
+            reason=f"上传后超过 {days} 天未随表单提交，已自动清理",
+            detail={"attachment_id": row.id, "name": row.name, "size": row.size},
+        )
+    return len(removed)
 
 
 def new_attachment(
@@ -148,6 +244,8 @@ def check_references(run: "Run", task: HumanTask, data: dict[str, Any]) -> None:
 
 def _find(session: Session, attachment_id: Any) -> Attachment | None:
     if isinstance(attachment_id, bool) or not isinstance(attachment_id, int):
+        return None
+    if not 0 < attachment_id <= MAX_ROW_ID:  # a larger number would overflow the database
         return None
     return session.get(Attachment, attachment_id)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from SpiffWorkflow.exceptions import WorkflowException
 
-from . import audit, copies, forms, opinions
+from . import audit, copies, opinions
 from .bpmn import json_safe
 from .models import HumanTask, User
 from .rewind import is_multi_approval
@@ -19,13 +19,10 @@ def finish(
     data: dict[str, Any],
     actor_id: int | None,
     opinion: str | None,
-    *,
-    validate: bool = True,
 ) -> None:
-    """Put `data` on the READY `task`, close its row, run the workflow on, save."""
+    """Put `data` (already accepted by its form, see forms.accept) on the READY `task`, close
+    its row, run the workflow on, save."""
     session, now = run.session, run.ctx.now
-    if validate and row.form:
-        forms.validate(run.version.forms[row.form], data)
     before = dict(task.data)
     task.data.update(data)
     _fill_vote(run, task, data, actor_id)

@@ -141,8 +141,6 @@ class ConsoleCommands:
         try:
             if action == "retry":
                 answer = self.retry(target, user=user, reason=reason)
-                if answer.get("status") == "error":
-                    return {"id": target, "ok": False, "message": answer.get("error") or "仍出错"}
             elif action == "reset":
                 answer = self.reset(target, to or "", user=user, reason=reason)
             elif action == "reassign":
@@ -219,6 +217,15 @@ class ConsoleCommands:
             row = administration.existing_user(session, username)
             administration.activate_user(session, row, reason, ctx.now, ctx.actor_id)
             return administration.user_dict(row)
+
+    def sign_out_everywhere(
+        self: "Engine", username: str, *, user: str | None, reason: str | None
+    ) -> dict[str, Any]:
+        """强制退出: end every page session and API token of `username` (audited)."""
+        reason = self._console_reason(reason)
+        with self._console_command(user) as (session, ctx):
+            row = administration.existing_user(session, username)
+            return administration.sign_out_everywhere(session, row, reason, ctx.now, ctx.actor_id)
 
     def import_users(self: "Engine", content: bytes, *, user: str | None) -> dict[str, Any]:
         """Users from an .xlsx sheet (columns 用户名, 姓名, 单位, 角色, 密码): all or none."""

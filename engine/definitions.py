@@ -146,6 +146,13 @@ def _load_form(source: SourceFile) -> dict[str, Any]:
     problem = forms.check_schema(schema)
     if problem:
         raise DefinitionError(problem, file=source.name)
+    reserved = forms.reserved_fields(schema)
+    if reserved:
+        raise DefinitionError(
+            f"表单字段 {'、'.join(reserved)} 与脚本可用的函数或保留名同名，"
+            "提交后会使后续脚本出错，请改用其他字段名",
+            file=source.name,
+        )
     return schema
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from . import approval_steps, definitions
+from . import approval_steps, definitions, handover
 from .definitions import BPMN_NS, SPIFF_NS, SourceFile
 from .errors import DefinitionError, InvalidData
 
@@ -253,11 +253,24 @@ def _lint_user_task(
     for target in approval_steps.listed(props.get("returnTargets")):
         if target not in user_tasks:
             messages.append(f"“{label}”的退回目标 {target} 不是本流程的用户任务")
+    messages += _lint_listed_roles(label, props, roles)
+    return [Problem(message, file, node_id) for message in messages]
+
+
+def _lint_listed_roles(label: str, props: dict[str, str], roles: set[str]) -> list[str]:
+    """`ccRoles`, `urgeRoles` and `transferRoles` name roles that exist; `transferRoles` names
+    no system role (handover.py ignores them)."""
+    messages = []
     for key in ("ccRoles", "urgeRoles"):
         for role in approval_steps.listed(props.get(key)):
             if roles and role not in roles:
                 messages.append(f"“{label}”的 {key} 中的角色“{role}”不存在")
-    return [Problem(message, file, node_id) for message in messages]
+    for role in handover.entry_roles(props.get(handover.TRANSFER_ROLES)):
+        if role in handover.SYSTEM_ROLES:
+            messages.append(f"“{label}”的 transferRoles 不能列系统角色“{role}”，它不会生效")
+        elif roles and role not in roles:
+            messages.append(f"“{label}”的 transferRoles 中的角色“{role}”不存在")
+    return messages
 
 
 def _lint_start_roles(files: dict[str, str], roles: set[str]) -> list[Problem]:

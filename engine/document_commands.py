@@ -114,7 +114,8 @@ class DocumentCommands:
             raise InvalidData(str(exc), {"period": str(exc)}) from exc
         with self.read_session() as session:
             self.actor(session, user)
-            return reports.period_report(session, kind, parsed, self.clock.now(), self.calendar())
+            now, calendar = self.clock.now(), self.calendar(session)
+            return reports.period_report(session, kind, parsed, now, calendar)
 
     def monthly_report(
         self: "Engine", year: int, month: int, user: str | None = None

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -24,12 +25,14 @@ from . import (
     definitions,
     directory,
     drafts,
+    forms,
     handlers,
     instance_views,
     ledger,
     notifications,
     operations,
     queries,
+    reconnect,
     seeding,
 )
 from .account_commands import AccountCommands
@@ -60,6 +63,11 @@ from .workdays import WorkdayCalendar
 
 ADMIN_ROLE = "系统管理员"
 
+# The calendar of the command running in this context, for the scripts it runs (see command()).
+_command_calendar: ContextVar[WorkdayCalendar | None] = ContextVar(
+    "duban_command_calendar", default=None
+)
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -74,6 +82,7 @@ class Actor:
         return ADMIN_ROLE in self.roles
 
 
+@reconnect.retried_calls  # a call that lost its connection before committing runs once more
 class Engine(
     AccountCommands,
     ApprovalCommands,
@@ -93,12 +102,13 @@ class Engine(
         script_time_limit: float = 1.0,
     ) -> None:
         self.db = db or make_engine(url)
+        reconnect.watch(self.db)
         self.read_session, self.write_session = session_factories(self.db)
         self.clock: Clock = clock or SystemClock()
         self.specs = definitions.SpecCache()
         self._calendar: WorkdayCalendar | None = None
         self.script_engine = make_script_engine(
-            script_helpers(CommandClock(self.clock), self.calendar),
+            script_helpers(CommandClock(self.clock), self._script_calendar),
             time_limit=script_time_limit,
             services=handlers.call_service,
         )
@@ -111,12 +121,24 @@ class Engine(
     def close(self) -> None:
         self.db.dispose()
 
-    def calendar(self) -> WorkdayCalendar:
-        if self._calendar is None:
-            with self.read_session() as session:
-                overrides = {o.day: o.is_workday for o in session.scalars(select(CalendarOverride))}
-            self._calendar = WorkdayCalendar(overrides)
-        return self._calendar
+    def calendar(self, session: Session | None = None) -> WorkdayCalendar:
+        """The working-day calendar, loaded once (again after `reload_calendar`). Code that holds
+        a session passes it: a cold cache then reads the overrides on that session's connection,
+        never on a second pooled one (one connection per command or read)."""
+        calendar = self._calendar
+        if calendar is None:
+            if session is None:
+                with self.read_session() as own:
+                    calendar = _load_calendar(own)
+            else:
+                calendar = _load_calendar(session)
+            self._calendar = calendar
+        return calendar
+
+    def _script_calendar(self) -> WorkdayCalendar:
+        """What scripts' working-day helpers use: the running command's calendar (loaded on its
+        own connection), else the cached one."""
+        return _command_calendar.get() or self.calendar()
 
     def reload_calendar(self) -> None:
         self._calendar = None
@@ -128,22 +150,31 @@ class Engine(
         """One transaction. A concurrent change to the same instance becomes a Conflict.
         `at` runs the command at another instant (timer firing, simulation)."""
         clock = FixedClock(at) if at else self.clock
+        committing = False
         try:
             with self.write_session() as session, session.begin(), running_at(clock):
                 actor_row = self.actor(session, actor)
+                calendar = self.calendar(session)  # a cold cache is read on this connection
                 ctx = Context(
                     clock,
-                    self.calendar(),
+                    calendar,
                     self.script_engine,
                     actor_row.id if actor_row else None,
                     specs=self.specs,
                 )
-                yield session, ctx
+                token = _command_calendar.set(calendar)
+                try:
+                    yield session, ctx
+                finally:
+                    _command_calendar.reset(token)
+                committing = True  # leaving the block commits
         except StaleDataError as exc:
             raise Conflict("流程已被他人同时更新，请刷新后重试") from exc
         except OperationalError as exc:
             if _is_contention(exc):
                 raise Conflict("流程正被他人处理，请稍后重试") from exc
+            if committing and reconnect.committed_after_all(self.db):
+                return  # only the answer to COMMIT was lost: the command is done
             raise
 
     def actor(self, session: Session, username: str | None) -> Actor | None:
@@ -293,6 +324,12 @@ class Engine(
         title: str | None = None,
         parent_instance_id: int | None = None,
     ) -> dict[str, Any]:
+        reserved = [key for key in data or {} if forms.is_reserved(key)]
+        if reserved:
+            raise InvalidData(
+                f"字段 {'、'.join(reserved)} 与脚本可用的函数或保留名同名，不能作为流程数据",
+                {key: "保留名，不能使用" for key in reserved},
+            )
         with self.command(user) as (session, ctx):
             version = definitions.latest_version(session, process)
             if version is None:
@@ -315,7 +352,7 @@ class Engine(
         with self.read_session() as session:
             actor = self.actor(session, user)
             return queries.instance_detail(
-                session, self.specs, instance_id, actor, self.clock.now(), self.calendar()
+                session, self.specs, instance_id, actor, self.clock.now(), self.calendar(session)
             )
 
     def instances(
@@ -406,9 +443,13 @@ class Engine(
         *,
         user: str | None = None,
         data: dict[str, Any] | None = None,
+        remove: list[str] | None = None,
         reason: str = "管理员重试",
     ) -> dict[str, Any]:
-        """Run an instance in error again, optionally correcting the failed task's data first."""
+        """Run an instance in error again, first correcting the failed task's data (`data`) and
+        deleting keys (`remove`, e.g. one that hides a script helper) from every live task. If
+        it fails again, nothing changes (OperationFailed) and the instance stays in error."""
+        data, remove = _corrections(data, remove)
         with self.command(user) as (session, ctx):
             self._require_admin(session, user)
             run = load_run(session, instance_id, self.specs, ctx)
@@ -416,6 +457,7 @@ class Engine(
                 raise Conflict("只有出错的流程实例可以重试")
             run.instance.status, run.instance.error_message = "running", None
             run.instance.error_task = None
+            run.operation = "重试"
             audit.record(
                 session,
                 "instance_retried",
@@ -423,18 +465,19 @@ class Engine(
                 instance_id=instance_id,
                 actor_id=ctx.actor_id,
                 reason=reason,
-                data_change=data,
+                data_change={**data, **{key: {"removed": True} for key in remove}} or None,
             )
+            for task in run.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK | TaskState.ERROR):
+                for key in remove:
+                    task.data.pop(key, None)
             for task in run.workflow.get_tasks(state=TaskState.ERROR):
-                task.data.update(data or {})
+                task.data.update(data)
                 try:
                     with handlers.serving(run):  # the failed task may be a service task
                         task.run()
                 except WorkflowException as exc:
-                    run.fail(exc)
-                    break
-            if run.instance.status == "running":
-                run.advance()
+                    run.fail(exc)  # raises: the retry is aborted whole
+            run.advance()
             run.save()
             return {
                 "id": instance_id,
@@ -481,7 +524,7 @@ class Engine(
             actor = self.actor(session, user)
             if actor is not None and not (actor.is_admin or actor.sees_all):
                 filters["unit_ids"] = {actor.unit_id} if actor.unit_id is not None else set()
-            return ledger.ledger(session, self.clock.now(), self.calendar(), **filters)
+            return ledger.ledger(session, self.clock.now(), self.calendar(session), **filters)
 
     # ------------------------------------------------------- notifications
     def notifications(
@@ -508,13 +551,14 @@ class Engine(
         with self.read_session() as session:
             actor = self.actor(session, user)
             assert actor is not None
-            return boxes.box(session, actor, box, page, per_page, self.clock.now(), self.calendar())
+            now, calendar = self.clock.now(), self.calendar(session)
+            return boxes.box(session, actor, box, page, per_page, now, calendar)
 
     def task(self, task_id: str, user: str | None = None) -> dict[str, Any]:
         with self.read_session() as session:
             actor = self.actor(session, user)
             return queries.task_detail(
-                session, self.specs, task_id, actor, self.clock.now(), self.calendar()
+                session, self.specs, task_id, actor, self.clock.now(), self.calendar(session)
             )
 
     def claim(self, task_id: str, user: str) -> dict[str, Any]:
@@ -524,10 +568,7 @@ class Engine(
             assert actor is not None
             if row.assignee_id == actor.id:
                 return {"id": row.id, "assignee": actor.username}
-            if row.assignee_id is not None:
-                raise Conflict("该任务已被他人认领")
-            if not queries.is_candidate(session, row, actor):
-                raise Forbidden("您不是该任务的办理人，不能认领")
+            acting.check_may_act(session, row, actor, "您不是该任务的办理人，不能认领")
             row.assignee_id, row.acted_at = actor.id, row.acted_at or ctx.now
             audit.record_task(
                 session,
@@ -542,6 +583,9 @@ class Engine(
         with self.command(user) as (session, ctx):
             row = self._open_task(session, task_id)
             if row.assignee_id != ctx.actor_id:
+                actor = self.actor(session, user)
+                if actor is not None and acting.held_by_another(session, row, actor):
+                    raise Conflict(acting.held_refusal(session, row))
                 raise Forbidden("只有认领人可以退回任务池")
             row.assignee_id = None
             audit.record_task(
@@ -649,6 +693,11 @@ def start_instance(
     return run
 
 
+def _load_calendar(session: Session) -> WorkdayCalendar:
+    overrides = {o.day: o.is_workday for o in session.scalars(select(CalendarOverride))}
+    return WorkdayCalendar(overrides)
+
+
 def _send(run: Run, name: str, payload: dict[str, Any]) -> bool:
     waiting = [
         t
@@ -669,6 +718,24 @@ def _send(run: Run, name: str, payload: dict[str, Any]) -> bool:
         except WorkflowException:
             continue
     return False
+
+
+def _corrections(
+    data: dict[str, Any] | None, remove: list[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """An administrator's data corrections, checked before anything is loaded."""
+    data, remove = data or {}, remove or []
+    if not isinstance(data, dict):
+        raise InvalidData("修正数据必须是对象", {"data": "应为 JSON 对象"})
+    if not isinstance(remove, list) or not all(isinstance(k, str) for k in remove):
+        raise InvalidData("要删除的字段应为字段名列表", {"remove": "应为字段名列表"})
+    reserved = [key for key in data if forms.is_reserved(key)]
+    if reserved:
+        raise InvalidData(
+            f"字段 {'、'.join(reserved)} 与脚本可用的函数或保留名同名，不能写入流程数据",
+            {key: "保留名，不能写入" for key in reserved},
+        )
+    return data, remove
 
 
 def _closed_task_refusal(row: HumanTask) -> str:

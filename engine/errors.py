@@ -37,6 +37,21 @@ class SignInLocked(EngineError):
     status = 429
 
 
+class TooFrequent(EngineError):
+    """The same action again too soon (e.g. 催办 the same task twice within minutes); the
+    detail `retry_after` says in how many seconds it may be repeated."""
+
+    code = "too_frequent"
+    status = 429
+
+
+class QuotaExceeded(EngineError):
+    """Storing this would pass a person's quota (e.g. unsubmitted uploads in one task)."""
+
+    code = "quota_exceeded"
+    status = 413
+
+
 class Forbidden(EngineError):
     code = "forbidden"
     status = 403
@@ -47,6 +62,24 @@ class Conflict(EngineError):
 
     code = "conflict"
     status = 409
+
+
+class OperationFailed(Conflict):
+    """An operation (退回, 撤回, reset, retry …) could not run the process on; it was rolled
+    back whole, so the instance is exactly as it was before."""
+
+    code = "operation_failed"
+
+
+class DatabaseUnavailable(EngineError):
+    """The database cannot be reached, or lost the connection again when the call was run once
+    more (engine/reconnect.py). Worth trying again a little later."""
+
+    code = "database_unavailable"
+    status = 503
+
+    def __init__(self, message: str = "数据库暂时无法连接，请稍后再试") -> None:
+        super().__init__(message)
 
 
 class InvalidData(EngineError):

@@ -3,6 +3,11 @@
 Each export is a workbook built from plain rows the caller already checked and filtered; the
 functions here only lay them out: a bold, frozen header row, sensible column widths, and the
 filters the user chose written above the table so a printed sheet says what it shows.
+
+Every text is written as text: one that a spreadsheet would take for a formula (starting with
+`=`, `+`, `-`, `@`, a tab or a carriage return — a liaison's `=HYPERLINK(...)`, say) is stored
+as a string cell marked `quotePrefix`, as Excel marks a typed apostrophe, so it never runs.
+Control characters a workbook cannot hold are left out rather than failing the export.
 """
 
 from collections.abc import Iterable, Sequence
@@ -10,6 +15,7 @@ from io import BytesIO
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -26,6 +32,7 @@ FILTER_LABELS = {
 }
 
 Column = tuple[str, str]  # (key in the row, Chinese header)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 LEDGER_COLUMNS: list[Column] = [
     ("id", "编号"),
@@ -94,15 +101,15 @@ def add_sheet(
     """A sheet: optional caption line, a bold frozen header, one row per dict."""
     sheet = workbook.create_sheet(title[:31])
     if caption:
-        sheet.append([caption])
+        append_row(sheet, [caption])
         sheet.cell(1, 1).font = Font(bold=True)
-    sheet.append([header for _, header in columns])
+    append_row(sheet, [header for _, header in columns])
     header_row = sheet.max_row
     for cell in sheet[header_row]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(horizontal="center", vertical="center")
     for row in rows:
-        sheet.append([cell_value(key, row.get(key)) for key, _ in columns])
+        append_row(sheet, [cell_value(key, row.get(key)) for key, _ in columns])
     sheet.freeze_panes = sheet.cell(header_row + 1, 1)
     for index, (_, header) in enumerate(columns, start=1):
         width = max(
@@ -113,6 +120,22 @@ def add_sheet(
         )
         sheet.column_dimensions[get_column_letter(index)].width = max(8, width)
     return sheet
+
+
+def append_row(sheet: Worksheet, values: list[Any]) -> None:
+    """One row at the bottom of the sheet; every text in it stays a text (see the module), less
+    the control characters a workbook cannot hold (a vertical tab pasted from Word, say)."""
+    sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values])
+    for cell in sheet[sheet.max_row]:
+        as_text(cell)
+
+
+def as_text(cell: Cell) -> None:
+    """A text that looks like a formula is written as a string cell shown as text."""
+    value = cell.value
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        cell.data_type = "s"
+        cell.quotePrefix = True
 
 
 def cell_value(key: str, value: Any) -> Any:

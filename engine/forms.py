@@ -1,6 +1,11 @@
-"""JSON Schema forms: checked at deploy; every submission is validated before the engine sees it."""
+"""JSON Schema forms: checked at deploy; every submission is validated before the engine sees it.
 
-from collections.abc import Callable
+A submission is its form: a step writes only the fields its form declares (`accept`), its
+read-only fields keep their stored values, and no form may declare a name that scripts use
+(`reserved_fields`), so a submission can neither move another step's variables nor hide a helper.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -8,6 +13,13 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .errors import InvalidData
+from .helpers import HELPER_NAMES
+from .sandbox import SCRIPT_NAMES
+
+# Data keys that would shadow what scripts call: helpers, builtins, the sandbox's guards.
+RESERVED_NAMES = HELPER_NAMES | SCRIPT_NAMES
+_SHOWN_KEYS = 10  # a refusal names at most this many unknown keys
+_COMBINATORS = ("allOf", "anyOf", "oneOf")
 
 _FORMAT_CHECKER = FormatChecker()
 _DIRECTORY: ContextVar[dict[str, Callable[[str], bool]] | None] = ContextVar(
@@ -35,6 +47,138 @@ def check_schema(schema: Any) -> str | None:
         where = "/".join(str(p) for p in exc.path) or "（根）"
         return f"表单定义不是有效的 JSON Schema：{where} 处 {exc.message}"
     return None
+
+
+def is_reserved(name: str) -> bool:
+    """Whether task data may not use `name`: script helpers, builtins, and `_`-names."""
+    return name in RESERVED_NAMES or name.startswith("_")
+
+
+def reserved_fields(schema: Any) -> list[str]:
+    """The fields of a form that would shadow a script name (refused at deploy)."""
+    if not isinstance(schema, dict):
+        return []
+    return sorted(name for name in declared_fields(schema) if is_reserved(name))
+
+
+def declared_fields(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The top-level fields a form declares (also inside if/then/else, allOf/anyOf/oneOf and
+    dependentSchemas), each with its schema."""
+    fields: dict[str, dict[str, Any]] = {}
+    for part in _top_level_parts(schema):
+        for name, prop in (part.get("properties") or {}).items():
+            fields.setdefault(name, prop if isinstance(prop, dict) else {})
+    return fields
+
+
+def _top_level_parts(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield schema
+    for key in ("if", "then", "else"):
+        if isinstance(schema.get(key), dict):
+            yield from _top_level_parts(schema[key])
+    for key in _COMBINATORS:
+        for part in schema.get(key) or []:
+            if isinstance(part, dict):
+                yield from _top_level_parts(part)
+    for part in (schema.get("dependentSchemas") or {}).values():
+        if isinstance(part, dict):
+            yield from _top_level_parts(part)
+
+
+def accept(
+    schema: dict[str, Any] | None,
+    data: Any,
+    stored: Mapping[str, Any],
+    known: dict[str, Callable[[str], bool]] | None = None,
+) -> dict[str, Any]:
+    """What a submission may write: the fields `schema` declares, read-only ones left out.
+
+    Unknown keys, and any data for a step without a form, are refused naming the keys; the
+    rest is validated with the read-only fields at their `stored` values."""
+    fields = check_fields(schema, data)
+    if schema is None:
+        return {}
+    check_sizes(data)
+    accepted = {k: v for k, v in data.items() if not fields[k].get("readOnly")}
+    kept = {
+        name: stored[name]
+        for name, prop in fields.items()
+        if prop.get("readOnly") and stored.get(name) is not None
+    }
+    validate(schema, {**accepted, **kept}, known)
+    return accepted
+
+
+# Bounds on any submission, whatever its form says: the longest text a form field takes is a
+# few thousand characters; numbers must survive JSON (and JavaScript) unchanged.
+MAX_TEXT = 20_000
+MAX_ITEMS = 1_000
+MAX_DEPTH = 8
+MAX_INTEGER = 2**53 - 1
+
+
+def check_sizes(data: Any) -> None:
+    """Refuse values no form can mean: huge texts or lists, deep nesting, unsafe numbers."""
+    errors: dict[str, str] = {}
+    stack: list[tuple[str, Any, int]] = [(str(k), v, 1) for k, v in data.items()]
+    while stack and len(errors) < _SHOWN_KEYS:
+        path, value, depth = stack.pop()
+        problem = _size_problem(value, depth)
+        if problem:
+            errors.setdefault(path, problem)
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}", v, depth + 1) for i, v in enumerate(value))
+    if errors:
+        raise InvalidData("提交的内容超出允许的范围，请检查后重新提交", errors)
+
+
+def _size_problem(value: Any, depth: int) -> str | None:
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            return f"内容过长（最多 {MAX_TEXT} 个字）"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value) or "\x00" in value:
+            return "含有无法保存的字符"
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not abs(value) <= MAX_INTEGER:  # written so that NaN fails it too
+            return "数值超出允许范围"
+    elif isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            return "嵌套层级过深"
+        if len(value) > MAX_ITEMS:
+            return f"项数过多（最多 {MAX_ITEMS} 项）"
+    return None
+
+
+def check_fields(schema: dict[str, Any] | None, data: Any) -> dict[str, dict[str, Any]]:
+    """Refuse keys `schema` does not declare (any key when there is no form); the fields."""
+    if not isinstance(data, dict):
+        raise InvalidData("表单数据必须是对象", {"_form": "表单数据必须是对象"})
+    fields = declared_fields(schema) if schema is not None else {}
+    unknown = [key for key in data if key not in fields]
+    if unknown and schema is None:
+        raise InvalidData(
+            f"该步骤没有表单，不接受提交的数据：{_listed(unknown)}",
+            {key: "该步骤没有表单，不能提交此字段" for key in _first(unknown)},
+        )
+    if unknown:
+        raise InvalidData(
+            f"提交中包含表单未定义的字段：{_listed(unknown)}",
+            {key: "表单未定义该字段，不能提交" for key in _first(unknown)},
+        )
+    return fields
+
+
+def _first(keys: Any) -> list[str]:
+    """The unknown keys a refusal names: the first few, each cut short."""
+    return [k if len(k) <= 40 else k[:40] + "…" for k in map(str, list(keys)[:_SHOWN_KEYS])]
+
+
+def _listed(keys: Any) -> str:
+    names = _first(keys)
+    more = len(keys) - len(names)
+    return "、".join(names) + (f" 等 {len(keys)} 个" if more > 0 else "")
 
 
 def validate(

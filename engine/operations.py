@@ -4,7 +4,9 @@ Each is one command (one transaction, under the instance's lock), checks who may
 an audit event and an opinion row (审批意见), and notifies the people it concerns. `Engine`
 exposes them (approval_commands.py); the JSON API maps them to `/tasks/<id>/…`.
 
-* 转办 `transfer`: the task becomes another person's. The workflow does not notice.
+* 转办 `transfer`: the task becomes another person's. The workflow does not notice. Only
+  someone who may hold the step is accepted (handover.py: the lane's role in the step's unit,
+  office-wide holders of it, and the roles listed in `transferRoles`); so for 委派.
 * 委派 `delegate`: the delegate handles the task and their completion goes back to the owner
   (`resolve`), who confirms and completes it. Their data is put on the task, not submitted.
 * 加签 `signing.add_signers`: extra signers sign before the approver acts (前加签), or after
@@ -20,7 +22,8 @@ exposes them (approval_commands.py); the JSON API maps them to `/tasks/<id>/…`
   call it too.
 * 抄送 copies: declared in BPMN (`ccUsers`, `ccRoles`) or chosen by the sender; CC'd people
   see the instance read-only in their CC box and mark it read.
-* Admin: `reassign` any open task, `returns.reset` an instance to an earlier step.
+* Admin: `reassign` any open task to anyone (not bound by handover.py), `returns.reset` an
+  instance to an earlier step.
 """
 
 from datetime import datetime
@@ -33,6 +36,8 @@ from . import (
     audit,
     completion,
     copies,
+    forms,
+    handover,
     notifications,
     opinions,
     queries,
@@ -57,22 +62,36 @@ def complete(
     if actor is not None:
         acting.check_may_act(run.session, row, actor)
     if row.kind == "sign":
+        step = acting.task_row(run.session, row.parent_task_id or "")
+        forms.check_fields(_form(run, step), data)  # a signer's data stays on their own row
         return signing.sign(run, row, data, actor_id, opinion)
+    task = run.ready_task(row.id)
+    data = forms.accept(_form(run, row), data, task.data)
     if row.delegation == "pending":
         return resolve(run, row, data, actor_id, opinion)
-    task = run.ready_task(row.id)
     if data.get("decision") == "return" and rewind.own_step(task) is not task:
         reason = acting.require_text(data.get("reason") or opinion, "reason", "请填写退回原因")
-        return returns.return_task(run, row, actor_id, data.get("return_to"), reason, data)
+        return returns.return_task(run, row, actor_id, None, reason, data)
     completion.finish(run, row, task, data, actor_id, opinion)
     return queries.instance_summary(run.instance, run.version)
 
 
+def _form(run: Run, row: HumanTask) -> dict[str, Any] | None:
+    """The form of a step, from the instance's own version (None: the step has no form)."""
+    return run.version.forms[row.form] if row.form else None
+
+
 # ------------------------------------------------------------------ 转办 / 委派
 def transfer(
-    session: Session, now: datetime, row: HumanTask, actor: "Actor", to: User, opinion: str | None
+    session: Session,
+    now: datetime,
+    row: HumanTask,
+    actor: "Actor",
+    to: User,
+    opinion: str | None,
+    may_hold: handover.Rule,
 ) -> dict[str, Any]:
-    _check_handover(session, row, actor, to)
+    _check_handover(session, row, actor, to, may_hold)
     row.assignee_id, row.acted_at = to.id, row.acted_at or now
     _handed_over(session, now, row, actor, to, "transfer", opinion)
     notifications.notify(
@@ -89,9 +108,15 @@ def transfer(
 
 
 def delegate(
-    session: Session, now: datetime, row: HumanTask, actor: "Actor", to: User, opinion: str | None
+    session: Session,
+    now: datetime,
+    row: HumanTask,
+    actor: "Actor",
+    to: User,
+    opinion: str | None,
+    may_hold: handover.Rule,
 ) -> dict[str, Any]:
-    _check_handover(session, row, actor, to)
+    _check_handover(session, row, actor, to, may_hold)
     if row.kind != "task":
         raise Conflict("加签任务不能委派")
     row.owner_id, row.assignee_id, row.delegation = actor.id, to.id, "pending"
@@ -146,7 +171,9 @@ def resolve(
 def reassign(
     session: Session, now: datetime, row: HumanTask, actor_id: int | None, to: User, reason: str
 ) -> dict[str, Any]:
-    """An administrator gives any open task to someone; a pending delegation ends with it."""
+    """An administrator gives any open task to someone; a pending delegation ends with it.
+    Deliberately not bound by who may hold the step (handover.py): reassigning is how an
+    administrator repairs a task nobody may hold (its unit not found, its people gone)."""
     acting.require_state(row, "open", "waiting")
     before = row.assignee_id
     row.assignee_id, row.owner_id, row.delegation = to.id, None, None
@@ -179,13 +206,16 @@ def reassign(
 _HANDOVER_EVENTS = {"transfer": "task_transferred", "delegate": "task_delegated"}
 
 
-def _check_handover(session: Session, row: HumanTask, actor: "Actor", to: User) -> None:
+def _check_handover(
+    session: Session, row: HumanTask, actor: "Actor", to: User, may_hold: handover.Rule
+) -> None:
     acting.require_state(row)
     acting.check_may_act(session, row, actor)
     if row.delegation == "pending":
         raise Conflict("委派中的任务不能再转办或委派，请等待被委派人处理")
     if to.id == actor.id:
         raise InvalidData("不能交给自己", {"to": "不能交给自己"})
+    handover.check_target(session, row, may_hold, to)  # only someone who may hold the step
 
 
 def _handed_over(

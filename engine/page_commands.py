@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from . import acting, dashboard, drafts, queries
+from . import acting, dashboard, drafts
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .models import HumanTask, Notification, ProcessInstance, ProcessVersion, Unit, User
 
@@ -31,8 +31,7 @@ class PageCommands:
             actor = self._me(session, user)
             if row.state != "open":
                 raise Conflict(acting.closed_refusal(row))
-            if not queries.may_act_on(session, row, actor):
-                raise Forbidden("您不是该任务的办理人，不能保存草稿")
+            acting.check_may_act(session, row, actor, "您不是该任务的办理人，不能保存草稿")
             return drafts.save(session, task_id, actor.id, data, opinion, ctx.now)
 
     def task_draft(self: "Engine", task_id: str, user: str) -> dict[str, Any] | None:
@@ -83,7 +82,7 @@ class PageCommands:
             return dashboard.overview(
                 session,
                 self.clock.now(),
-                self.calendar(),
+                self.calendar(session),
                 leader_roles=leader_roles,
                 rectification_kind=rectification_kind,
             )

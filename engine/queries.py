@@ -165,6 +165,7 @@ def task_detail(
     if actor is not None and not (
         actor.is_admin
         or may_act_on(session, task, actor)
+        or is_candidate(session, task, actor)  # also once a colleague has claimed it
         or approval_views.may_view_task(task, actor)
     ):
         raise Forbidden("您无权查看该任务")
@@ -180,7 +181,13 @@ def task_detail(
     detail["instructions"] = task.instructions
     detail["instance_revision"] = instance.revision
     live = task.state in ("open", "waiting")
-    detail["data"] = _task_data(instance, version, task) if live else task.submitted
+    detail["data"] = (
+        approval_views.fresh_opinions(
+            session, task, version.forms, _task_data(instance, version, task)
+        )
+        if live
+        else task.submitted
+    )
     detail.update(approval_views.task_extras(session, task))
     return detail
 

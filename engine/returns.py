@@ -56,6 +56,7 @@ def return_task(
         detail=detail,
     )
     opinions.record(session, now, row, "return", actor_id, reason, detail)
+    run.operation = "退回"
     reopened = _restart(run, step.reset_point, before, reason)
     return {
         **queries.instance_summary(run.instance, run.version),
@@ -101,6 +102,7 @@ def withdraw(run: Run, row: HumanTask, actor: "Actor", opinion: str | None) -> d
         reason=opinion,
     )
     opinions.record(session, now, row, "withdraw", actor.id, opinion)
+    run.operation = "撤回"
     reopened = _restart(run, task, before, None)
     _tell_withdrawn(run, next_rows, row.title)
     return {**queries.instance_summary(run.instance, run.version), "tasks": reopened}
@@ -133,6 +135,7 @@ def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any
         detail={"to": step.element, "to_title": step.title},
     )
     run.instance.status, run.instance.error_message, run.instance.error_task = "running", None, None
+    run.operation = "重置"
     reopened = _restart(run, step.reset_point, before, reason)
     return {
         **queries.instance_summary(run.instance, run.version),

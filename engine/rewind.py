@@ -104,16 +104,22 @@ def targets(task: Task, *, same_round: bool = True, limit: int = MAX_LEVELS) -> 
         if depth and _is_split(node):
             depth -= 1
             if depth == 0:
-                found.extend(Step(t, node) for t in inside)
+                found.extend(Step(t, node) for t in inside if _resettable(node))
                 inside = []
         if _is_join(node):
             depth += 1
         if is_human_step(node) and node.state == TaskState.COMPLETED:
             if depth:
                 inside.append(node)
-            else:
+            elif _resettable(node):
                 found.append(Step(node, node))
     return found
+
+
+def _resettable(reset_point: Task) -> bool:
+    """`reset_from_task_id` starts the task again from its parent's data: the root of a
+    compacted tree (an earlier loop round, reachable by an administrator's reset) has none."""
+    return reset_point.parent is not None
 
 
 def protected(workflow: BpmnWorkflow) -> list[Task]:
@@ -133,8 +139,20 @@ def rewind(reset_point: Task) -> None:
         raise Conflict("该步骤的运行记录已归档，不能再退回到这里，请联系管理员")
     top = reset_point.workflow.top_workflow
     top.reset_from_task_id(reset_point.id)
+    _forget_dropped_events(top)
     if reset_point.task_spec.manual:
         _rekey(reset_point)
+
+
+def _forget_dropped_events(top: BpmnWorkflow) -> None:
+    """3.2.0's reset drops tasks from the tree but leaves the waiting ones (a boundary timer of
+    a later step) in the event manager; the next `refresh_timers` then updates a task with no
+    parent and fails. Forget every waiting task that is no longer in a live workflow."""
+    workflows = {id(top), *(id(sp) for sp in top.subprocesses.values())}
+    manager = top.event_manager
+    for task_id, task in list(manager.tasks.items()):
+        if id(task.workflow) not in workflows or task.workflow.tasks.get(task_id) is not task:
+            manager.remove_task(task)
 
 
 def is_below(task: Task, ancestor: Task) -> bool:

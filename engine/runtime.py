@@ -25,7 +25,7 @@ from .bpmn import dump_state, json_safe, load_state, running_at
 from .clock import Clock
 from .compaction import PrunedTask, compact
 from .definitions import LoadedVersion
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, OperationFailed
 from .models import HumanTask, MessageSubscription, ProcessInstance, TaskHistory, Timer
 from .workdays import WorkdayCalendar
 
@@ -68,6 +68,9 @@ class Run:
     # Mirror tables not yet read or written for this instance: a new instance has no rows to
     # read back, which saves three SELECTs on every start.
     unsynced: set[str] = field(default_factory=set)
+    # The operation a person asked for (退回, 撤回 …), while it runs the process on: any
+    # failure then aborts it whole instead of leaving the instance in error (see fail).
+    operation: str | None = None
 
     # ------------------------------------------------------------- running
     def advance(self) -> None:
@@ -86,10 +89,7 @@ class Run:
                     self.workflow.do_engine_steps()
                     if _fingerprint(self.workflow) == before:
                         break
-            except WorkflowException as exc:
-                self.fail(exc)
-            except Exception as exc:  # noqa: BLE001 — e.g. a correlation expression SpiffWorkflow
-                # evaluates outside its own error wrapping; the instance must stop, not the command
+            except Exception as exc:  # noqa: BLE001 — fail decides: error state, or abort
                 self.fail(exc)
 
     def _waiting(self, event_kind: type) -> dict[str, Any]:
@@ -101,11 +101,22 @@ class Run:
         }
 
     def fail(self, exc: Exception) -> None:
+        """A failure while the process ran on. Only a designer's own script (or expression, or
+        service task) failing in normal running stops the instance in `error`, for an
+        administrator to repair. During a person's operation it aborts the operation, and any
+        other exception is a fault: both roll the whole command back (the caller re-raises)."""
         task = getattr(exc, "task", None)
         title = _title(task.task_spec) if task is not None else None
         message = str(exc).rstrip(". ").strip()
         if not isinstance(exc, WorkflowException):
             message = f"{type(exc).__name__}: {message}"
+        if self.operation is not None:
+            where = f"“{title}”" if title else "流程"
+            raise OperationFailed(
+                f"{self.operation}未能完成，流程未做任何更改：{where}运行出错（{message}）"
+            ) from exc
+        if not _designer_error(exc):
+            raise exc
         self.instance.status = "error"
         self.instance.error_message = f"{'“' + title + '”' if title else ''}运行出错：{message}"
         self.instance.error_task = str(task.id) if task is not None else None
@@ -335,6 +346,20 @@ def live_tasks(workflow: BpmnWorkflow, state: int) -> list[Any]:
     for subprocess in workflow.subprocesses.values():
         found.extend(t for t in subprocess.tasks.values() if t.state == state)
     return found
+
+
+def _designer_error(exc: BaseException) -> bool:
+    """Whether `exc` comes from what a designer wrote: SpiffWorkflow wraps script, expression
+    and service-task failures; a few expressions (correlations) it evaluates unwrapped, so a
+    traceback through sandbox-compiled code counts too."""
+    if isinstance(exc, WorkflowException):
+        return True
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<string>":
+            return True
+        trace = trace.tb_next
+    return False
 
 
 def _fingerprint(workflow: BpmnWorkflow) -> tuple[int, int]:

@@ -312,7 +312,7 @@ class _Runner:
             if item is None:
                 raise ScenarioFailed("本流程还没有台账记录")
             units = dict(session.execute(select(Unit.id, Unit.name)).all())
-            actual = item_summary(item, units, self.clock.now(), self.engine.calendar())
+            actual = item_summary(item, units, self.clock.now(), self.engine.calendar(session))
         for key, value in subset.items():
             if actual.get(key) != value:
                 raise ScenarioFailed(f"台账 {key} 应为 {value!r}，实际为 {actual.get(key)!r}")

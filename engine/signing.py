@@ -5,6 +5,8 @@ out of every inbox) while each signer has a row of their own (kind `sign`, point
 step's row). Before-signing (前加签): when the last signer has signed, the step is the
 approver's again. After-signing (后加签): the approver has already given their data; when
 the last signer has signed, the step completes with it. A signer may also return the step.
+Signers may be any active user, unlike 转办 / 委派 (handover.py): a signer adds a signature
+(or returns the step) but never decides it — the approver's own data completes it.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -37,9 +39,12 @@ def add_signers(
     signers = acting.people(session, usernames, "users")
     if any(user.id == actor.id for user in signers):
         raise InvalidData("不能给自己加签", {"users": "不能给自己加签"})
-    run.ready_task(row.id)  # the workflow must still be waiting for this step
-    if not before and row.form:
-        forms.validate(run.version.forms[row.form], data)
+    task = run.ready_task(row.id)  # the workflow must still be waiting for this step
+    form = run.version.forms[row.form] if row.form else None
+    if before:
+        forms.check_fields(form, data)  # 前加签: the approver fills the form after the signers
+    else:
+        data = forms.accept(form, data, task.data)
     row.assignee_id = row.assignee_id or actor.id
     row.state, row.sign_mode, row.acted_at = "waiting", "before" if before else "after", now
     row.submitted = None if before else json_safe(data)
@@ -117,9 +122,7 @@ def _all_signed(run: Run, main: HumanTask) -> None:
         return
     main.state = "open"  # completion closes it again, as the approver's own completion
     task = run.ready_task(main.id)
-    completion.finish(
-        run, main, task, dict(main.submitted or {}), main.assignee_id, None, validate=False
-    )
+    completion.finish(run, main, task, dict(main.submitted or {}), main.assignee_id, None)
 
 
 def _open_signers(run: Run, main: HumanTask) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, reconnect
 from .db import is_sqlite
 from .errors import Conflict, NotFound
 from .models import ProcessInstance, Timer
@@ -44,6 +44,7 @@ class TimerCommands:
 
     def _fire_next(self: "Engine", at: datetime, skipped: set[int]) -> tuple[int, bool] | None:
         timer_id = None
+        failures = reconnect.connection_failures()
         try:
             with self.command(at=at) as (session, ctx):
                 row = _claim_due_timer(session, at, skipped)
@@ -62,8 +63,8 @@ class TimerCommands:
         except Conflict:
             return (timer_id, False) if timer_id is not None else None
         except Exception as exc:  # record and move on; never let one timer stop the worker
-            if timer_id is None:
-                raise
+            if timer_id is None or reconnect.connection_failures() > failures:
+                raise  # the database, not the timer, failed: nothing to record, retried later
             self._timer_failed(timer_id, exc, at)
             return timer_id, False
 

@@ -1,14 +1,39 @@
 """催办: the one urging mechanism, for people (the 催办 operation) and for timers (the `urge`
-service-task handler): counted on the task, logged, and notified."""
+service-task handler): counted on the task, logged, and notified. A person urges one task at
+most once per `INTERVAL` (`check_interval`); timers' reminders follow their own schedule."""
 
+import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import audit, notifications
-from .models import HumanTask, HumanTaskCandidate
+from .errors import TooFrequent
+from .models import Event, HumanTask, HumanTaskCandidate
+
+INTERVAL = timedelta(minutes=10)
+
+
+def check_interval(session: Session, at: datetime, row: HumanTask, actor_id: int) -> None:
+    """TooFrequent (429) if this person urged this task less than `INTERVAL` ago."""
+    last = session.scalar(
+        select(Event.at)
+        .where(
+            Event.at > at - INTERVAL,
+            Event.kind == "task_urged",
+            Event.task_id == row.id,
+            Event.actor_id == actor_id,
+        )
+        .order_by(Event.at.desc())
+        .limit(1)
+    )
+    if last is None:
+        return
+    wait = math.ceil((last + INTERVAL - at).total_seconds())
+    minutes = max(1, math.ceil(wait / 60))
+    raise TooFrequent(f"请勿频繁催办，{minutes} 分钟后可再次催办", retry_after=max(1, wait))
 
 
 def urge_task(

@@ -17,6 +17,10 @@ from engine.models import Event, HumanTask, Notification, Opinion, User
 from tests.builders import bpmn, flow, user_task
 
 DRAFTER, REVIEWER, LEADER, ADMIN = "经办人", "审核人", "分管领导", "系统管理员"
+# carol's role: no lane names it, but every approval step lists it in `transferRoles`, so carol
+# may be handed (转办/委派) any of them while never being a candidate of one herself.
+HELPER = "协办人"
+HAND_OVER = {"transferRoles": HELPER}
 
 DRAFT_FORM = {
     "title": "起草",
@@ -67,8 +71,10 @@ def sequential(key: str = "seq", **sign_off_props: str) -> str:
     body = (
         start()
         + draft()
-        + user_task("review", "审核", "f2", "f3", form="review.json")
-        + user_task("sign_off", "领导签发", "f3", "f4", form="review.json", **sign_off_props)
+        + user_task("review", "审核", "f2", "f3", form="review.json", **HAND_OVER)
+        + user_task(
+            "sign_off", "领导签发", "f3", "f4", form="review.json", **HAND_OVER, **sign_off_props
+        )
         + end("f4")
         + flow("f1", "start", "draft")
         + flow("f2", "draft", "review")
@@ -85,9 +91,9 @@ def parallel() -> str:
         start()
         + draft()
         + gateway("split", ["f2"], ["fa", "fb"])
-        + user_task("review_a", "初审", "fa", "fa2", form="review.json")
-        + user_task("check_a", "复核", "fa2", "fa3", form="review.json")
-        + user_task("review_b", "领导审核", "fb", "fb2", form="review.json")
+        + user_task("review_a", "初审", "fa", "fa2", form="review.json", **HAND_OVER)
+        + user_task("check_a", "复核", "fa2", "fa3", form="review.json", **HAND_OVER)
+        + user_task("review_b", "领导审核", "fb", "fb2", form="review.json", **HAND_OVER)
         + gateway("join", ["fa3", "fb2"], ["f5"])
         + user_task("final", "办结", "f5", "f6")
         + end("f6")
@@ -116,6 +122,7 @@ def countersign(key: str = "sign", mode: str = "all") -> str:
         '<spiffworkflow:property name="formJsonSchemaFilename" value="review.json"/>'
         '<spiffworkflow:property name="assignee" value="approver"/>'
         f'<spiffworkflow:property name="approvalMode" value="{mode}"/>'
+        f'<spiffworkflow:property name="transferRoles" value="{HELPER}"/>'
         "</spiffworkflow:properties></bpmn:extensionElements>"
     )
     multi = (
@@ -150,7 +157,7 @@ def add_people(engine: Engine) -> None:
     engine.add_user("rev2", "pass1234", name="审核乙", roles=[REVIEWER])
     engine.add_user("rev3", "pass1234", name="审核丙", roles=[REVIEWER])
     engine.add_user("lead", "pass1234", name="王领导", roles=[LEADER])
-    engine.add_user("carol", "pass1234", name="赵六")
+    engine.add_user("carol", "pass1234", name="赵六", roles=[HELPER])
     engine.add_user("admin", "pass1234", roles=[ADMIN])
 
 

@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from engine import Engine
 from webui import create_app
+from webui.security import QuietRequestHandler
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -37,7 +38,7 @@ def chromium() -> Iterator[Browser]:
 def serving(engine: Engine, secret_key: str) -> Iterator[str]:
     """The real app on `engine`, served on loopback in a thread; yields its base URL."""
     app = create_app({"SECRET_KEY": secret_key, "DATABASE_URL": "unused"}, engine=engine)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

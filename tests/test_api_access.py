@@ -1,4 +1,4 @@
-"""Sign-in, tokens, lockout, refusals and the error contract of the JSON API."""
+"""Sign-in, tokens, throttling, refusals and the error contract of the JSON API."""
 
 import re
 
@@ -64,19 +64,19 @@ def test_a_deactivated_users_token_stops_working(client, engine) -> None:
     assert client.get("/api/v1/tasks", headers=auth).status_code == 401
 
 
-def test_repeated_failures_lock_the_name_then_back_off(client, engine, clock) -> None:
+def test_repeated_failures_from_one_address_wait_then_back_off(client, engine, clock) -> None:
     for _ in range(5):
         wrong = client.post("/api/v1/auth/token", json={"username": "staff", "password": "x"})
         assert wrong.status_code == 401 and wrong.get_json()["message"] == "用户名或密码错误"
     locked = client.post("/api/v1/auth/token", json={"username": "staff", "password": "demo"})
-    assert locked.status_code == 429 and "连续登录失败次数过多" in locked.get_json()["message"]
+    assert locked.status_code == 429 and "登录尝试过于频繁" in locked.get_json()["message"]
     assert int(locked.headers["Retry-After"]) > 0
     clock.advance(minutes=1, seconds=1)
     assert (
         client.post("/api/v1/auth/token", json={"username": "staff", "password": "x"}).status_code
         == 401
     )
-    # the sixth failure locks for twice as long
+    # the sixth failure from this address waits twice as long
     clock.advance(minutes=1, seconds=1)
     still = client.post("/api/v1/auth/token", json={"username": "staff", "password": "demo"})
     assert still.status_code == 429

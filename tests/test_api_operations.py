@@ -60,7 +60,7 @@ def reviewing(engine: Engine, user: str = "rev1") -> tuple[int, str]:
 # ------------------------------------------------------------------ 转办 / 委派
 def test_transfer(api: Api, engine: Engine) -> None:
     _, task_id = reviewing(engine)
-    error(api.post(f"/tasks/{task_id}/transfer", "rev2", {"to": "carol"}), 403)
+    error(api.post(f"/tasks/{task_id}/transfer", "rev2", {"to": "carol"}), 409)  # rev1 holds it
     assert error(api.post(f"/tasks/{task_id}/transfer", "rev1", {}), 422)["errors"]["to"]
     error(api.post(f"/tasks/{task_id}/transfer", "rev1", {"to": 7}), 422)
 
@@ -73,7 +73,7 @@ def test_transfer(api: Api, engine: Engine) -> None:
 
 def test_delegate(api: Api, engine: Engine) -> None:
     _, task_id = reviewing(engine)
-    error(api.post(f"/tasks/{task_id}/delegate", "rev2", {"to": "carol"}), 403)
+    error(api.post(f"/tasks/{task_id}/delegate", "rev2", {"to": "carol"}), 409)
     error(api.post(f"/tasks/{task_id}/delegate", "rev1", {"to": "rev1"}), 422)
 
     done = api.post(f"/tasks/{task_id}/delegate", "rev1", {"to": "carol"})
@@ -89,7 +89,7 @@ def test_delegate(api: Api, engine: Engine) -> None:
 def test_add_signers(api: Api, engine: Engine) -> None:
     _, task_id = reviewing(engine)
     path = f"/tasks/{task_id}/add-signers"
-    error(api.post(path, "rev2", {"users": ["lead"]}), 403)
+    error(api.post(path, "rev2", {"users": ["lead"]}), 409)
     error(api.post(path, "rev1", {"users": "lead"}), 422)
     error(api.post(path, "rev1", {"users": ["lead"], "before": "yes"}), 422)
     error(api.post(path, "rev1", {"users": ["lead"], "before": False, "data": {}}), 422)
@@ -112,7 +112,7 @@ def test_return(api: Api, engine: Engine) -> None:
     path = f"/tasks/{task_id}/return"
     missing = error(api.post(path, "rev1", {"to": "draft"}), 422)
     assert missing["errors"] == {"reason": "请填写退回原因"}
-    error(api.post(path, "rev2", {"reason": "不行"}), 403)
+    error(api.post(path, "rev2", {"reason": "不行"}), 409)
     error(api.post(path, "rev1", {"reason": "不行", "to": "sign_off"}), 422)
     targets = api.get(f"/tasks/{task_id}/return-targets", "rev1").get_json()["items"]
     assert [t["to"] for t in targets] == ["draft"]

@@ -115,7 +115,7 @@ def test_one_task_completed_twice_at_once_completes_once(engine, people, users):
         instance_id = engine.start("approval")["id"]
         task_id = open_task(engine, instance_id)
         outcomes = race(
-            *(partial(engine.complete, task_id, {"ok": True}, user=user) for user in users)
+            *(partial(engine.complete, task_id, {}, user=user) for user in users)
         )
 
         conflicts = [o for o in outcomes if isinstance(o, Conflict)]
@@ -134,7 +134,7 @@ def test_a_person_and_the_deadline_racing_end_consistently(engine, clock, people
         task_id = open_task(engine, instance_id)
         clock.set(START + timedelta(days=2))  # both act at the due time
         completed, fired = race(
-            partial(engine.complete, task_id, {"ok": True}, user="alice"), engine.fire_due_timers
+            partial(engine.complete, task_id, {}, user="alice"), engine.fire_due_timers
         )
 
         row = timer_of(engine, instance_id)
@@ -220,7 +220,7 @@ def test_a_second_engine_works_beside_a_long_writer(engine, people, db_url):
         def busy(eng: Engine, user: str) -> int:
             for _ in range(ROUNDS):
                 instance_id = eng.start("approval")["id"]
-                eng.complete(open_task(eng, instance_id), {"ok": True}, user=user)
+                eng.complete(open_task(eng, instance_id), {}, user=user)
             return ROUNDS
 
         assert race(partial(busy, engine, "alice"), partial(busy, worker, "bob")) == [10, 10]

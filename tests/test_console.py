@@ -813,16 +813,19 @@ def test_api_spreadsheet_import_all_or_nothing(engine: Engine, client: Any) -> N
     assert missing.status_code == 422 and "file" in missing.get_json()["errors"]
 
 
-def test_health_and_prometheus_metrics(engine: Engine, client: Any) -> None:
+def test_health_and_prometheus_metrics(engine: Engine, processes: None) -> None:
     broken(engine)
     engine.worker_heartbeat(name="w1", interval=2, fired=1)
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "METRICS_TOKEN": "s3cret"}, engine=engine)
+    client = app.test_client()
     health = client.get("/health").get_json()
     assert (health["status"], health["workers_alive"], health["queue_depth"]) == ("ok", 1, 0)
     admin = bearer(client, "admin")
     detail = client.get("/api/v1/console/health", headers=admin).get_json()
     assert detail["instances"] == {"error": 1} and detail["workers"][0]["name"] == "w1"
 
-    response = client.get("/metrics")
+    assert client.get("/metrics").status_code == 401  # neither the token nor an admin
+    response = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert 'duban_instances{status="error"} 1.0' in text

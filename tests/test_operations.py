@@ -48,11 +48,16 @@ def test_transfer_refusals_change_nothing(ready: Engine) -> None:
     iid = start_and_draft(ready)
     task_id = review_task(ready, iid)
 
-    refused(ready, iid, Forbidden, lambda: ready.transfer(task_id, "carol", user="rev2"))
+    held = refused(ready, iid, Conflict, lambda: ready.transfer(task_id, "carol", user="rev2"))
+    assert held.message == "该任务已被审核甲认领"  # rev2, a colleague: told who holds it
     refused(ready, iid, Forbidden, lambda: ready.transfer(task_id, "carol", user="carol"))
     error = refused(ready, iid, InvalidData, lambda: ready.transfer(task_id, "nobody", user="rev1"))
     assert "nobody" in error.errors["to"]
     refused(ready, iid, InvalidData, lambda: ready.transfer(task_id, "rev1", user="rev1"))
+    # only someone who may hold the step: alice (经办人) may not hold 审核
+    error = refused(ready, iid, InvalidData, lambda: ready.transfer(task_id, "alice", user="rev1"))
+    assert error.message.startswith("张三不能办理“审核”：本环节只能转交给")
+    refused(ready, iid, InvalidData, lambda: ready.delegate(task_id, "admin", user="rev1"))
     ready.complete(task_id, APPROVE, user="rev1")
     error = refused(ready, iid, Conflict, lambda: ready.transfer(task_id, "carol", user="rev1"))
     assert "已办理" in error.message
@@ -66,6 +71,9 @@ def test_transfer_inside_a_parallel_branch_and_a_countersign(ready: Engine) -> N
 
     sign = start_and_draft(ready, "sign_all", approvers=["rev1", "rev2"])
     mine = only(ready, "rev1", sign)
+    # a fellow approver of the 会签 may not take over this vote: they would vote twice
+    assert "rev2" not in {c["username"] for c in ready.transfer_candidates(mine["id"], "rev1")}
+    refused(ready, sign, InvalidData, lambda: ready.transfer(mine["id"], "rev2", user="rev1"))
     ready.transfer(mine["id"], "carol", user="rev1")
     assert open_rows(ready, sign) == [("countersign", "carol"), ("countersign", "rev2")]
     ready.complete(mine["id"], APPROVE, user="carol")
@@ -157,7 +165,7 @@ def test_signers_after_the_step_completes_only_when_all_have_signed(ready: Engin
 def test_add_signer_refusals(ready: Engine) -> None:
     iid = start_and_draft(ready)
     task_id = review_task(ready, iid)
-    refused(ready, iid, Forbidden, lambda: ready.add_signers(task_id, ["lead"], user="rev2"))
+    refused(ready, iid, Conflict, lambda: ready.add_signers(task_id, ["lead"], user="rev2"))
     refused(ready, iid, InvalidData, lambda: ready.add_signers(task_id, [], user="rev1"))
     refused(ready, iid, InvalidData, lambda: ready.add_signers(task_id, ["rev1"], user="rev1"))
     refused(

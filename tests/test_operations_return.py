@@ -93,7 +93,7 @@ def test_return_refusals(ready: Engine) -> None:
         ready, iid, InvalidData, lambda: ready.return_task(task_id, user="rev1", reason=" ")
     )
     assert error.errors == {"reason": "请填写退回原因"}
-    refused(ready, iid, Forbidden, lambda: ready.return_task(task_id, user="rev2", reason="x"))
+    refused(ready, iid, Conflict, lambda: ready.return_task(task_id, user="rev2", reason="x"))
     refused(
         ready,
         iid,
@@ -367,7 +367,7 @@ def test_admin_resets_a_failed_instance_back_to_work(engine: Engine, deploy: Dep
     engine.add_user("admin", "pass1234", roles=["系统管理员"])
     body = (
         '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
-        + user_task("fill", "填写", "f1", "f2")
+        + user_task("fill", "填写", "f1", "f2", form="fill.json")
         + '<bpmn:scriptTask id="compute" name="计算"><bpmn:incoming>f2</bpmn:incoming>'
         "<bpmn:outgoing>f3</bpmn:outgoing><bpmn:script>total = base * 2</bpmn:script>"
         "</bpmn:scriptTask>"
@@ -378,7 +378,13 @@ def test_admin_resets_a_failed_instance_back_to_work(engine: Engine, deploy: Dep
         + flow("f3", "compute", "check")
         + flow("f4", "check", "end")
     )
-    deploy({"calc.bpmn": bpmn("calc", body, lanes={"经办人": ["start", "fill", "check", "end"]})})
+    fill_form = {"type": "object", "properties": {"base": {"type": "integer"}, "note": {}}}
+    deploy(
+        {
+            "calc.bpmn": bpmn("calc", body, lanes={"经办人": ["start", "fill", "check", "end"]}),
+            "fill.json": json.dumps(fill_form),
+        }
+    )
     iid = engine.start("calc", user="alice")["id"]
     engine.complete(only(engine, "alice", iid)["id"], {"note": "漏填 base"}, user="alice")
     assert engine.instance(iid)["status"] == "error"

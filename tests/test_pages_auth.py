@@ -84,12 +84,15 @@ def test_next_never_leaves_the_site(app) -> None:
     assert client.get("/login").status_code == 200
 
 
-def test_locked_out_on_the_page_too(app) -> None:
+def test_throttled_on_the_page_too(app) -> None:
     client = app.test_client()
     for _ in range(5):
         _sign_in(client, password="nope")
-    locked = _sign_in(client)
-    assert locked.status_code == 429 and "连续登录失败次数过多" in locked.get_data(as_text=True)
+    waiting = _sign_in(client)
+    assert waiting.status_code == 429 and "登录尝试过于频繁" in waiting.get_data(as_text=True)
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    assert _sign_in(elsewhere).status_code == 302  # the owner, from their own address
 
 
 def test_an_external_identity_provider_plugs_in(engine: Engine) -> None:

@@ -221,9 +221,11 @@ def test_only_the_assignee_may_unclaim(engine: Engine, request_process: str) -> 
     task_id = open_task(engine, "alice", started["id"])["id"]
     engine.claim(task_id, "alice")
 
-    for other in ("bob", "carol"):
-        with pytest.raises(Forbidden):
-            engine.unclaim(task_id, other)
+    with pytest.raises(Forbidden):
+        engine.unclaim(task_id, "carol")
+    with pytest.raises(Conflict) as held:  # a colleague of the pool is told who holds it
+        engine.unclaim(task_id, "bob")
+    assert held.value.message == "该任务已被张三认领"
     assert engine.task(task_id)["assignee"] == "alice"
 
     engine.unclaim(task_id, "alice")
@@ -231,16 +233,20 @@ def test_only_the_assignee_may_unclaim(engine: Engine, request_process: str) -> 
     assert open_task(engine, "bob", started["id"])["id"] == task_id
 
 
-@pytest.mark.parametrize("outsider", ["carol", "bob"], ids=["no-role", "not-the-assignee"])
+@pytest.mark.parametrize(
+    ("outsider", "refusal"),
+    [("carol", Forbidden), ("bob", Conflict)],  # bob: a candidate, told that alice holds it
+    ids=["no-role", "not-the-assignee"],
+)
 def test_completing_without_being_a_candidate_is_forbidden_and_changes_nothing(
-    engine: Engine, request_process: str, outsider: str
+    engine: Engine, request_process: str, outsider: str, refusal: type[Exception]
 ) -> None:
     started = engine.start(request_process, user="alice")
     task_id = open_task(engine, "alice", started["id"])["id"]
     engine.claim(task_id, "alice")
     before = snapshot(engine, started["id"], task_id)
 
-    with pytest.raises(Forbidden):
+    with pytest.raises(refusal):
         engine.complete(task_id, VALID, user=outsider)
 
     assert snapshot(engine, started["id"], task_id) == before

@@ -18,6 +18,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
 from engine.sandbox import (
     RestrictedScriptEnvironment,
+    ScriptLimitError,
     ScriptSecurityError,
     ScriptTimeout,
     make_script_engine,
@@ -268,10 +269,22 @@ def test_infinite_loop_times_out(script: str) -> None:
 
 def test_gateway_condition_times_out() -> None:
     began = time.monotonic()
-    wf, err = run_failing(gateway_process("sum(1 for _ in range(10**12)) > 0"), time_limit=0.2)
+    wf, err = run_failing(
+        gateway_process("sum(1 for _ in range(10**6) for _ in range(10**6)) > 0"), time_limit=0.2
+    )
     assert time.monotonic() - began < 5
     assert err.error_type == "ScriptTimeout" and "时间限制" in str(err)
     assert wf.get_next_task(spec_name="gw").state == TaskState.ERROR
+
+
+@pytest.mark.parametrize(
+    "handler", ["ValueError", "MemoryError", "OverflowError", "ArithmeticError", "LookupError"]
+)
+def test_a_refused_operation_cannot_be_caught(handler: str) -> None:
+    script = f"try:\n    x = 'x' * 10**9\nexcept {handler}:\n    x = 1"
+    wf, err = run_failing(script_process(script))
+    assert err.error_type == "ScriptLimitError" and "脚本运算规模超出限制" in str(err)
+    assert err.line_number == 2 and "x" not in wf.get_next_task(spec_name="script").data
 
 
 def test_modules_cannot_be_reached_through_a_helper() -> None:
@@ -280,7 +293,9 @@ def test_modules_cannot_be_reached_through_a_helper() -> None:
         env.execute("m = datetime.sys.modules", {})
 
 
-@pytest.mark.parametrize("script", ["x = 1", "while True:\n    pass", "import os"])
+@pytest.mark.parametrize(
+    "script", ["x = 1", "while True:\n    pass", "import os", "x = 1 << 10**6"]
+)
 def test_previous_trace_function_is_restored(script: str) -> None:
     def sentinel(frame, event, arg):
         return None
@@ -289,7 +304,7 @@ def test_previous_trace_function_is_restored(script: str) -> None:
     sys.settrace(sentinel)
     try:
         env = RestrictedScriptEnvironment(time_limit=0.2)
-        expected = pytest.raises((ScriptTimeout, ScriptSecurityError))
+        expected = pytest.raises((ScriptTimeout, ScriptSecurityError, ScriptLimitError))
         with expected if script != "x = 1" else contextlib.nullcontext():
             env.execute(script, {})
         assert sys.gettrace() is sentinel

@@ -218,16 +218,20 @@ def test_refusals_are_friendly_chinese_pages(app) -> None:
         assert words in page and "Traceback" not in page and '<html lang="zh-CN">' in page
 
 
-def test_an_operation_with_missing_input_comes_back_as_a_message(app) -> None:
+def test_an_operation_with_missing_input_comes_back_as_a_message(app, engine: Engine) -> None:
+    engine.add_user("clerk2", "pw12", name="李晓明", roles=["办事员"], unit="nyncj")
     client = signed_in(app, "clerk")
     task_id = started(client)
     response = client.post(f"/tasks/{task_id}/transfer", data={"to": ""}, follow_redirects=True)
     assert response.status_code == 200 and "请选择人员" in response.get_data(as_text=True)
+    # the leader does not hold 填报 (办事员's step): refused, with the reason on the page
+    response = client.post(f"/tasks/{task_id}/transfer", data={"to": "boss"}, follow_redirects=True)
+    assert "张建国不能办理“填报”" in response.get_data(as_text=True)
     response = client.post(
-        f"/tasks/{task_id}/transfer", data={"to": "boss", "opinion": "请领导办理"}
+        f"/tasks/{task_id}/transfer", data={"to": "clerk2", "opinion": "请同事办理"}
     )
     assert response.status_code == 302
-    assert "填报" in signed_in(app, "boss").get("/inbox").get_data(as_text=True)
+    assert "填报" in signed_in(app, "clerk2").get("/inbox").get_data(as_text=True)
 
 
 def test_messages_are_listed_and_marked_read(app) -> None:

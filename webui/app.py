@@ -1,11 +1,11 @@
 """The application factory: configuration from defaults, then the environment, then the caller."""
 
 import os
-import secrets
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from engine import Engine
@@ -17,11 +17,14 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     app = Flask(__name__)
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("DATABASE_URL", "sqlite:///duban.db"),
-        SECRET_KEY=os.environ.get("DUBAN_SECRET_KEY") or secrets.token_hex(32),
+        SECRET_KEY=os.environ.get("DUBAN_SECRET_KEY"),  # else the stored one (webui/sessions.py)
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
         IDENTITY_PROVIDER=os.environ.get("DUBAN_IDENTITY_PROVIDER"),
         PASSWORD_LOGIN=os.environ.get("DUBAN_PASSWORD_LOGIN", "1") != "0",
+        # reverse proxies in front that set X-Forwarded-For/-Proto (the client address throttles
+        # sign-ins): 0 when clients connect directly
+        PROXY_HOPS=int(os.environ.get("DUBAN_PROXY_HOPS") or 0),
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     # Row ids are 32-bit on PostgreSQL: a larger number in a URL is simply not found (404),
@@ -30,9 +33,15 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     if config:
         app.config.update(config)
     app.extensions["duban"] = engine or Engine(app.config["DATABASE_URL"])
+    if app.config["PROXY_HOPS"]:
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from . import api, auth, health, identity, security
+    from . import api, auth, health, identity, inputs, security, sessions
 
+    app.session_interface = sessions.SharedKeySessionInterface()
+
+    inputs.init_app(app)  # before anything reads the request
     security.init_app(app)
     app.extensions["duban_identity"] = identity.load_provider(app)
     app.jinja_env.globals["current_user"] = auth.current_user

@@ -1,7 +1,15 @@
 """Signing in and out of the pages: a session cookie after the password (or an external
-identity provider, see identity.py), and `login_required` for every page."""
+identity provider, see identity.py), `login_required` for every page, and 我的账号 (the
+account's recent failed sign-ins).
+
+A session holds the username and the user's session version at sign-in (`SESSION_VERSION`);
+every request checks it with the user lookup it makes anyway (`current_user`), so 退出, a new
+password, deactivation or an administrator's 强制退出 end a session captured before at once.
+Sign-ins are throttled per client address (`request.remote_addr`: behind a reverse proxy set
+DUBAN_PROXY_HOPS so it is the client's, see app.py)."""
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
@@ -19,10 +28,13 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from engine.errors import NotSignedIn, SignInLocked
+from engine.workdays import BEIJING
 
 from .app import get_engine
 
 bp = Blueprint("auth", __name__)
+
+SESSION_VERSION = "session_version"
 
 
 def current_user() -> dict[str, Any] | None:
@@ -32,9 +44,12 @@ def current_user() -> dict[str, Any] | None:
         username = session.get("username")
         g.user = None
         if username:
+            version = session.get(SESSION_VERSION)
             try:
-                g.user = get_engine(current_app).profile(username)
-            except NotSignedIn:  # deactivated since signing in
+                if not isinstance(version, int):  # signed before sessions could be ended
+                    raise NotSignedIn("登录已失效，请重新登录")
+                g.user = get_engine(current_app).profile(username, session_version=version)
+            except NotSignedIn:  # deactivated, signed out or 强制退出 since
                 session.clear()
     return g.user
 
@@ -67,9 +82,27 @@ def _safe_next(target: str | None) -> str:
 
 
 def _start_session(username: str) -> None:
-    session.clear()  # a fresh session id after sign-in (no fixation)
+    """A new session stamped with the user's session version, and a notice of the failed
+    sign-ins on the account since their previous sign-in."""
+    stamp = get_engine(current_app).session_stamp(username)
+    session.clear()  # a fresh session after sign-in (no fixation)
     session.permanent = True
     session["username"] = username
+    session[SESSION_VERSION] = stamp["version"]
+    failures = stamp["failures"]
+    if failures:
+        latest = failures[0]
+        count = f"{len(failures)}+" if len(failures) >= 20 else str(len(failures))
+        flash(
+            f"自您上次登录以来，您的账号有 {count} 次登录失败，最近一次在 "
+            f"{_beijing(latest['at'])}，来自 {latest['address'] or '未知地址'}。"
+            "如非本人操作，请联系系统管理员（详见“我的账号”）",
+            "error",
+        )
+
+
+def _beijing(value: str) -> str:
+    return datetime.fromisoformat(value).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -86,7 +119,9 @@ def login() -> Any:
             error, status = "请输入用户名和密码", 400
         else:
             try:
-                get_engine(current_app).sign_in(username, password, via="page")
+                get_engine(current_app).sign_in(
+                    username, password, via="page", address=request.remote_addr
+                )
             except SignInLocked as exc:
                 error, status = exc.message, 429
             except NotSignedIn as exc:
@@ -122,7 +157,8 @@ def login_callback() -> Any:
     next_url = session.get("login_next") or url_for("inbox.index")
     try:
         username = provider.finish(request)
-        get_engine(current_app).profile(username)  # must be an active duban user
+        # must be an active duban user; audited as a sign-in
+        get_engine(current_app).external_sign_in(username, address=request.remote_addr)
     except NotSignedIn as exc:
         page = render_template(
             "auth/login.html",
@@ -139,5 +175,17 @@ def login_callback() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """退出: ends every page session of this user (a copy of the cookie stops working too)."""
+    username = session.get("username")
+    if username:
+        get_engine(current_app).sign_out(username, session.get(SESSION_VERSION))
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/account")
+@login_required
+def account() -> str:
+    """我的账号: who I am and the latest failed sign-ins on my account."""
+    failures = get_engine(current_app).sign_in_failures(current_username())["items"]
+    return render_template("auth/account.html", failures=failures)

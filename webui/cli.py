@@ -3,6 +3,7 @@
 import json
 import sys
 import time
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 
 from engine import Engine, EngineError, FixedClock
 from engine.db import database_url
+from engine.errors import DatabaseUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +60,8 @@ def cli() -> None:
 
 @cli.command()
 def init() -> None:
-    """Create or upgrade the database schema (Alembic migrations)."""
+    """Create or upgrade the database schema (Alembic migrations), and draw the session signing
+    key every server process shares when DUBAN_SECRET_KEY is not set."""
     from alembic import command
     from alembic.config import Config
 
@@ -66,6 +69,7 @@ def init() -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", database_url())
     command.upgrade(config, "head")
+    _engine().secret_key()  # drawn once, kept in the database (used without DUBAN_SECRET_KEY)
     click.echo("数据库已就绪")
 
 
@@ -131,8 +135,9 @@ def check(path: Path, pattern: str | None) -> None:
 def serve(host: str, port: int) -> None:
     """Run the web server (for production, use gunicorn; see README)."""
     from .app import create_app
+    from .security import QuietRequestHandler
 
-    create_app().run(host=host, port=port, threaded=True)
+    create_app().run(host=host, port=port, threaded=True, request_handler=QuietRequestHandler)
 
 
 @cli.command()
@@ -140,21 +145,82 @@ def serve(host: str, port: int) -> None:
 @click.option("--once", is_flag=True, help="Fire what is due now, then exit.")
 def worker(interval: float, once: bool) -> None:
     """Fire due timers; run any number of workers side by side. Each loop writes a heartbeat
-    (the console's health page shows which workers are alive)."""
+    (the console's health page shows which workers are alive); once an hour, uploads never
+    submitted with a form are cleaned up (`duban attachments clean`). While the database cannot
+    be reached the worker waits, twice as long each time (up to a minute), says so, and resumes
+    by itself."""
     engine = _engine()
     name = None
+    cleaned_at: float | None = None
+    pause: float | None = None  # the back-off while the database is away
     try:
         while True:
-            fired = engine.fire_due_timers()
-            name = engine.worker_heartbeat(name=name, interval=interval, fired=fired, stopping=once)
-            if fired:
-                click.echo(f"{datetime.now().isoformat(timespec='seconds')} 触发定时器 {fired} 个")
+            try:
+                fired = engine.fire_due_timers()
+                name = engine.worker_heartbeat(
+                    name=name, interval=interval, fired=fired, stopping=once
+                )
+                if fired:
+                    click.echo(f"{_stamp()} 触发定时器 {fired} 个")
+                if cleaned_at is None or time.monotonic() - cleaned_at >= CLEANUP_SECONDS:
+                    cleaned_at = time.monotonic()
+                    _clean_attachments(engine)
+            except DatabaseUnavailable:
+                if once:
+                    raise
+                pause = _back_off(pause, interval)
+                continue
+            if pause is not None:
+                click.echo(f"{_stamp()} 数据库已恢复连接", err=True)
+                pause = None
             if once:
                 return
             time.sleep(interval)
     except KeyboardInterrupt:
         if name:
-            engine.worker_heartbeat(name=name, interval=interval, stopping=True)
+            with suppress(DatabaseUnavailable):
+                engine.worker_heartbeat(name=name, interval=interval, stopping=True)
+
+
+CLEANUP_SECONDS = 3600
+BACK_OFF_LIMIT = 60.0
+
+
+def _back_off(pause: float | None, interval: float) -> float:
+    """Sleep while the database is away: the poll interval, then twice as long each time."""
+    pause = min(BACK_OFF_LIMIT, pause * 2 if pause else max(interval, 0.1))
+    click.echo(f"{_stamp()} 数据库暂时无法连接，{pause:g} 秒后重试", err=True)
+    time.sleep(pause)
+    return pause
+
+
+def _stamp() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _clean_attachments(engine: Engine, days: int | None = None, quiet: bool = True) -> None:
+    removed = engine.remove_unused_attachments(**({"days": days} if days is not None else {}))
+    if removed or not quiet:
+        click.echo(
+            f"{datetime.now().isoformat(timespec='seconds')} 清理未随表单提交的附件 {removed} 个"
+        )
+
+
+@cli.group()
+def attachments() -> None:
+    """Attachment housekeeping."""
+
+
+@attachments.command("clean")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    help="Remove unsubmitted uploads older than this (default 7) whose task has ended.",
+)
+def attachments_clean(days: int | None) -> None:
+    """Remove uploads no submitted form named, once their task has ended (the worker does this
+    hourly)."""
+    _clean_attachments(_engine(), days, quiet=False)
 
 
 @cli.group()
@@ -256,3 +322,32 @@ def calendar_check() -> None:
     warnings = _engine().calendar_warnings()
     for line in warnings or ["今明两年的节假日安排均已收录"]:
         click.echo(line)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup(file: Path) -> None:
+    """Write a backup of the whole database to FILE, while servers and workers keep running
+    (SQLite: the online backup API; PostgreSQL: pg_dump, custom format)."""
+    from engine import backups
+
+    backups.backup(database_url(), file)
+    click.echo(f"已备份到 {file}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def restore(file: Path, yes: bool) -> None:
+    """Replace the whole database with the backup in FILE (made by `duban backup`). Stop the
+    servers and workers first; afterwards run `duban init` if the backup is from an older
+    version."""
+    from sqlalchemy.engine import make_url
+
+    from engine import backups
+
+    if not yes:
+        shown = make_url(database_url()).render_as_string(hide_password=True)
+        click.confirm(f"将用 {file} 覆盖数据库 {shown} 的全部内容，确定继续吗？", abort=True)
+    backups.restore(database_url(), file)
+    click.echo(f"已从 {file} 恢复数据库")

@@ -35,6 +35,8 @@ EVENT_LABELS = {
     "process_deployed": "部署流程",
     "sign_in_failed": "登录失败",
     "signed_in": "登录",
+    "signed_out": "退出登录",
+    "signed_out_everywhere": "强制退出全部登录",
     "task_returned_to_pool": "任务退回待办池",
     "timer_failed": "定时器触发失败",
     "timer_retried": "定时器重新排队",

@@ -1,14 +1,15 @@
 """运维控制台 · 用户/单位/角色: create, edit, deactivate (tasks go back to the unit's pool),
-import users from a spreadsheet. The engine checks the role and audits every change."""
+强制退出 (end a user's sessions and tokens), import users from a spreadsheet. The engine checks
+the role and audits every change."""
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from engine import InvalidData
 
-from .auth import login_required
+from .auth import SESSION_VERSION, login_required
 from .console import TABS, carry_out, engine, failed, me
 
 bp = Blueprint("console_directory", __name__, url_prefix="/console/directory")
@@ -87,7 +88,29 @@ def update_user(username: str) -> Response:
     except InvalidData as exc:
         failed(exc)
         return redirect(url_for("console_directory.edit_user", username=username))
+    if "password" in fields and username == me():  # my other sessions end; this one goes on
+        session[SESSION_VERSION] = engine().session_stamp(username)["version"]
     flash(f"已保存用户 {username}", "ok")
+    return _to_directory()
+
+
+@bp.post("/users/<username>/sign-out")
+@login_required
+def sign_out_everywhere(username: str) -> Response:
+    """强制退出: every page session and API token of the user ends now."""
+    try:
+        result = engine().sign_out_everywhere(
+            username, user=me(), reason=request.form.get("reason")
+        )
+    except InvalidData as exc:
+        failed(exc)
+        return redirect(url_for("console_directory.edit_user", username=username))
+    if username == me():
+        return redirect(url_for("auth.login"))
+    message = f"已强制退出 {username} 的全部登录"
+    if result["tokens_revoked"]:
+        message += f"，并注销其 {result['tokens_revoked']} 个 API 令牌"
+    flash(message, "ok")
     return _to_directory()
 
 

@@ -28,10 +28,11 @@ def load_demo(engine: Engine, processes: Path, password: str) -> Iterator[str]:
 
 
 def _in_flight(engine: Engine, demo_file: Path) -> Iterator[str]:
-    with engine.read_session() as session:
-        if session.scalar(select(func.count()).select_from(ProcessInstance)):
-            yield "已有流程实例，不再生成演示数据"
-            return
+    with engine.read_session() as session:  # closed before yielding: a connection is not held
+        started = session.scalar(select(func.count()).select_from(ProcessInstance))
+    if started:
+        yield "已有流程实例，不再生成演示数据"
+        return
     if not demo_file.exists():
         return
     doc = yaml.safe_load(demo_file.read_text(encoding="utf-8")) or {}

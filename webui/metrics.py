@@ -1,10 +1,12 @@
 """/metrics: the engine's health figures in the Prometheus text format (prometheus-client).
 
-Counts only, no names or data. When `METRICS_TOKEN` is configured, scrapers must send it as
-`Authorization: Bearer <token>`.
+Counts only, no names or data, yet not for everyone: a scraper sends `METRICS_TOKEN` (from the
+environment or the app's config) as `Authorization: Bearer <token>`, or a 系统管理员 signed in
+to the pages looks. Anyone else gets 401 (403 when signed in without the role).
 """
 
 import hmac
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .app import get_engine
+from .auth import current_user
 
 bp = Blueprint("metrics", __name__)
 
@@ -58,11 +61,9 @@ class EngineCollector(Collector):
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    token = current_app.config.get("METRICS_TOKEN")
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), str(token).encode()):
-            return Response("需要有效的 METRICS_TOKEN\n", 401, mimetype="text/plain")
+    refused = _refusal()
+    if refused is not None:
+        return refused
     try:
         health = get_engine(current_app).health()
     except Exception:  # the database is down: say so in the metrics, don't fail the scrape
@@ -71,3 +72,20 @@ def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(health))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _refusal() -> Response | None:
+    """None when the caller may read the figures: the metrics token, or an admin's session."""
+    token = current_app.config.get("METRICS_TOKEN") or os.environ.get("METRICS_TOKEN")
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        given = header.removeprefix("Bearer ").strip()
+        if hmac.compare_digest(given.encode(), str(token).encode()):
+            return None
+    user = current_user()
+    if user is not None and user["is_admin"]:
+        return None
+    if user is not None:
+        return Response("只有系统管理员可以查看监控指标\n", 403, mimetype="text/plain")
+    message = "需要有效的 METRICS_TOKEN（Authorization: Bearer …）或以系统管理员身份登录\n"
+    return Response(message, 401, mimetype="text/plain")

@@ -30,6 +30,7 @@ STATUSES = {
 }
 EVENTS = {
     "attachment_added": "上传附件",
+    "attachment_removed": "清理未提交的附件",
     "instance_started": "发起流程",
     "instance_completed": "流程办结",
     "instance_error": "流程出错",

@@ -4,18 +4,24 @@ Engine errors become JSON under /api/ and a Chinese page elsewhere; every 403 is
 the audit trail by `refused` — the one place pages and API share.
 """
 
+import uuid
 from typing import Any
 
 from flask import Flask, Response, current_app, g, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import DBAPIError
+from werkzeug.serving import WSGIRequestHandler
 
 from engine import EngineError
+from engine.errors import DatabaseUnavailable
+from engine.reconnect import is_connection_error
 
 from .app import get_engine
 
 csrf = CSRFProtect()
 
 HEADERS = {
+    "Server": "duban",  # neither the software nor its version (see QuietRequestHandler)
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -30,12 +36,16 @@ HEADERS = {
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask has the key already (None), so setdefault would never take: Lax unless configured
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
     csrf.init_app(app)
     app.after_request(_security_headers)
     app.register_error_handler(EngineError, engine_error)
     app.register_error_handler(CSRFError, csrf_error)
+    app.register_error_handler(DatabaseUnavailable, database_unavailable)
+    app.register_error_handler(DBAPIError, database_error)
+    app.register_error_handler(Exception, internal_error)
 
 
 def _security_headers(response: Response) -> Response:
@@ -44,6 +54,16 @@ def _security_headers(response: Response) -> Response:
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's server (`duban serve`, tests) without its own `Server: Werkzeug/… Python/…`
+    header: responses carry only the application's neutral one."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
 
 
 def wants_json() -> bool:
@@ -75,6 +95,41 @@ def engine_error(exc: EngineError) -> tuple[Any, int]:
     title = _TITLES.get(exc.status, "无法完成")
     page = render_template("error.html", title=title, message=exc.message)
     return page, exc.status, headers  # type: ignore[return-value]
+
+
+def internal_error(exc: Exception) -> tuple[Any, int]:
+    """A true fault: nothing was changed (the command's transaction rolled back); the trace is
+    logged under an id the person can quote to an administrator."""
+    trace_id = uuid.uuid4().hex[:12]
+    current_app.logger.error(
+        "internal error %s on %s %s", trace_id, request.method, request.path, exc_info=exc
+    )
+    message = f"系统内部错误，本次操作未做任何更改。请将错误编号 {trace_id} 告知系统管理员"
+    if wants_json():
+        return {"error": "internal_error", "message": message, "trace_id": trace_id}, 500
+    return render_template("error.html", title="系统内部错误", message=message), 500
+
+
+def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
+    """The database cannot be reached (the engine ran a call that lost its connection once more
+    already): 503 in Chinese, the request may simply be repeated a little later."""
+    current_app.logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, exc.__cause__ or exc
+    )
+    message = DatabaseUnavailable().message
+    headers = {"Retry-After": "5"}
+    if wants_json():
+        return {"error": DatabaseUnavailable.code, "message": message}, 503, headers
+    page = render_template("error.html", title="数据库暂时无法连接", message=message)
+    return page, 503, headers
+
+
+def database_error(exc: DBAPIError) -> tuple[Any, int] | tuple[Any, int, dict[str, str]]:
+    """A database error that escaped the engine's calls: 503 when it is the connection, else a
+    true fault (500)."""
+    if is_connection_error(exc):
+        return database_unavailable(exc)
+    return internal_error(exc)
 
 
 def csrf_error(exc: CSRFError) -> tuple[Any, int]:

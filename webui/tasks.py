@@ -16,7 +16,7 @@ from flask import (
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
-from engine import Engine, InvalidData
+from engine import Conflict, Engine, InvalidData
 from engine.errors import EngineError
 
 from . import forms
@@ -49,6 +49,9 @@ def _page(
     is_open = task["state"] == "open"
     # the assignee, or (unclaimed) a candidate: the engine checks which when it acts
     mine = is_open and task["assignee"] in (user, None)
+    # a submission refused because someone else holds (or finished) the task: what was typed
+    # comes back in the form, to copy, rather than being lost
+    kept = typed is not None and not mine
     draft = None
     data = task.get("data") or {}
     if typed is None and mine:
@@ -68,12 +71,15 @@ def _page(
         skip=("decision",) if decisions else (),
     )
     context = _context(engine, task, data, schema, names)
+    if message is None and is_open and task["assignee"] not in (user, None):
+        message = _held(task, names)
     return render_template(
         "tasks/show.html",
         task=task,
         fields=shown,
         decisions=decisions,
         mine=mine,
+        kept=kept,
         claimable=is_open and task["assignee"] is None,
         draft=draft,
         opinion=opinion or "",
@@ -82,6 +88,8 @@ def _page(
         context=context,
         instance=engine.instance_labels([task["instance_id"]]).get(task["instance_id"], {}),
         people=choices["users"] if mine else [],
+        # 转办 / 委派 offer only the people who may hold this step (the engine refuses others)
+        holders=_holders(engine, task_id, user) if mine else [],
         names=names,
         targets=_return_targets(engine, task_id, user) if mine else [],
         withdrawable=task["state"] == "completed" and engine.completed_by(task_id, user),
@@ -119,6 +127,22 @@ def named(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+def _held(task: dict[str, Any], names: dict[str, str]) -> str:
+    """Who holds an open task now, as the engine says when someone else acts on it."""
+    holder = names.get(task["assignee"], task["assignee"])
+    if task.get("delegation") == "pending":
+        return f"该任务已委派给{holder}办理"
+    return f"该任务已被{holder}认领"
+
+
+def _holders(engine: Engine, task_id: str, user: str) -> list[dict[str, Any]]:
+    """Who 转办 / 委派 may hand the task to; none when the caller may not act on it."""
+    try:
+        return engine.transfer_candidates(task_id, user)
+    except EngineError:
+        return []
+
+
 def _return_targets(engine: Engine, task_id: str, user: str) -> list[dict[str, Any]]:
     try:
         return engine.return_targets(task_id, user)
@@ -136,24 +160,33 @@ def complete(task_id: str) -> Any:
     task = engine.task(task_id, user)
     schema = task.get("form")
     refused: dict[str, str] = {}
-    data = forms.read(schema, request.form, request.files, _uploader(engine, task_id, refused))
+    overtaken: list[str] = []
+    store = _uploader(engine, task_id, refused, overtaken)
+    data = forms.read(schema, request.form, request.files, store)
     decision = request.form.get("decision")
     if decision:
         data["decision"] = decision
     opinion = request.form.get("_opinion", "").strip() or None
+    if overtaken:
+        return _page(task_id, data, None, opinion, overtaken[0]), 409
     if refused:  # files kept so far stay on the page; the refused ones are named
         return _page(task_id, data, refused, opinion, "；".join(refused.values())), 422
     try:
         engine.complete(task_id, data, user=user, opinion=opinion)
     except InvalidData as exc:
         return _page(task_id, data, exc.errors, opinion, exc.message), 422
+    except Conflict as exc:  # claimed by a colleague, or closed, since the page was opened
+        return _page(task_id, data, None, opinion, exc.message), 409
     engine.discard_task_draft(task_id, user, everyone=True)
     flash(f"“{task['title']}”已提交", "ok")
     return redirect(url_for("inbox.index"))
 
 
-def _uploader(engine: Engine, task_id: str, refused: dict[str, str]) -> forms.Store:
-    """Keep each uploaded file through the engine; a refusal is noted under its field."""
+def _uploader(
+    engine: Engine, task_id: str, refused: dict[str, str], overtaken: list[str]
+) -> forms.Store:
+    """Keep each uploaded file through the engine; a refusal is noted under its field, a
+    conflict (the task is someone else's now) in `overtaken`."""
 
     def store(path: str, upload: FileStorage) -> dict[str, Any] | None:
         try:
@@ -162,6 +195,9 @@ def _uploader(engine: Engine, task_id: str, refused: dict[str, str]) -> forms.St
             )
         except InvalidData as exc:
             refused[path] = exc.message
+            return None
+        except Conflict as exc:
+            overtaken.append(exc.message)
             return None
         return {"name": kept["name"], "id": kept["id"], "size": kept["size"]}
 
@@ -174,10 +210,16 @@ def save_draft(task_id: str) -> Any:
     engine, user = _engine(), current_username()
     task = engine.task(task_id, user)
     data = forms.read(task.get("form"), request.form)
-    saved = engine.save_task_draft(
-        task_id, data, user=user, opinion=request.form.get("_opinion", "").strip() or None
-    )
-    if request.headers.get("X-Requested-With") == "fetch":
+    fetched = request.headers.get("X-Requested-With") == "fetch"  # the page's autosave
+    try:
+        saved = engine.save_task_draft(
+            task_id, data, user=user, opinion=request.form.get("_opinion", "").strip() or None
+        )
+    except Conflict as exc:  # e.g. a colleague claimed it: the autosave shows who
+        if fetched:
+            return jsonify(exc.to_dict()), 409
+        raise
+    if fetched:
         return jsonify(saved)
     flash("草稿已保存，下次打开本任务时自动恢复", "ok")
     return redirect(url_for("tasks.show", task_id=task_id))

@@ -1,6 +1,6 @@
 """All engine tables. Importing this package registers every model on `Base.metadata`."""
 
-from .accounts import ApiToken, SignInThrottle
+from .accounts import ApiToken, Setting, SignInThrottle
 from .approvals import CarbonCopy, Opinion
 from .attachments import Attachment
 from .base import Base
@@ -18,6 +18,7 @@ from .operations import WorkerHeartbeat
 __all__ = [
     "ApiToken",
     "Attachment",
+    "Setting",
     "SignInThrottle",
     "Base",
     "CalendarOverride",

@@ -51,6 +51,9 @@ class User(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[timestamp]
+    # Stamped into every page session at sign-in; raising it ends them all (sign-out, a new
+    # password, deactivation, an administrator's 强制退出).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     unit: Mapped[Unit | None] = relationship(lazy="joined")
     roles: Mapped[list[Role]] = relationship(secondary=user_role, lazy="selectin")

@@ -10,7 +10,11 @@ class Event(Base):
     """Who did what, when, with which data change and why."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_instance_at", "instance_id", "id"),)
+    __table_args__ = (
+        Index("ix_event_instance_at", "instance_id", "id"),
+        # one person's events of a kind, newest first (their failed sign-ins, their last sign-in)
+        Index("ix_event_actor_kind", "actor_id", "kind", "id"),
+    )
 
     id: Mapped[bigpk]
     at: Mapped[timestamp] = mapped_column(index=True)

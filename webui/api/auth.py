@@ -1,8 +1,9 @@
-"""Tokens: sign in with a password for a bearer token, see who you are, sign the token out."""
+"""Tokens: sign in with a password for a bearer token, see who you are and the failed sign-ins on
+your account, sign the token out."""
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
 from engine.errors import NotSignedIn
 
@@ -18,7 +19,7 @@ def issue_token() -> tuple[dict[str, Any], int]:
     name, password = text(data, "username") or "", text(data, "password") or ""
     if not name or not password:
         raise NotSignedIn("请输入用户名和密码", error="invalid_credentials")
-    user = engine().sign_in(name, password, via="api")
+    user = engine().sign_in(name, password, via="api", address=request.remote_addr)
     token = engine().issue_token(user["username"], label=text(data, "label"))
     return {**token, "user": user}, 200
 
@@ -37,3 +38,9 @@ def revoke_token() -> tuple[str, int]:
 @login_required
 def me() -> dict[str, Any]:
     return engine().profile(username())
+
+
+@bp.get("/auth/sign-in-failures")
+@login_required
+def sign_in_failures() -> dict[str, Any]:
+    return engine().sign_in_failures(username())

@@ -122,6 +122,12 @@ def activate_user(name: str) -> dict[str, Any]:
     return engine().activate_user(name, user=username(), reason=text(body(), "reason"))
 
 
+@bp.post("/users/<name>/sign-out")
+@login_required
+def sign_out_everywhere(name: str) -> dict[str, Any]:
+    return engine().sign_out_everywhere(name, user=username(), reason=text(body(), "reason"))
+
+
 @bp.post("/users/import")
 @login_required
 def import_users() -> tuple[dict[str, Any], int]:

@@ -7,6 +7,7 @@ from flask import request
 from engine import InvalidData
 from engine.designer_commands import ANY_DRAFT
 
+from ..inputs import large_json
 from . import bp
 from .support import body, engine, login_required, text, username
 
@@ -54,6 +55,7 @@ def draft(key: str) -> dict[str, Any]:
 
 @bp.put(f"{PREFIX}/draft")
 @login_required
+@large_json  # a whole bundle: BPMN files may be up to 2 million characters each
 def save_draft(key: str) -> dict[str, Any]:
     data = body()
     based_on = data.get("updated_at", ANY_DRAFT)  # the draft's updated_at the editor began with

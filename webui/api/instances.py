@@ -63,6 +63,7 @@ def retry(instance_id: int) -> dict[str, Any]:
         instance_id,
         user=username(),
         data=form_data(data),
+        remove=data.get("remove"),
         reason=text(data, "reason") or "管理员重试",
     )
 

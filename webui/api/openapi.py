@@ -23,7 +23,24 @@ def document() -> dict[str, Any]:
             base["paths"].setdefault(path, {}).update(operations)
         for section, entries in (part.get("components") or {}).items():
             base["components"].setdefault(section, {}).update(entries)
+    _edge_refusals(base)
     return base
+
+
+def _edge_refusals(doc: dict[str, Any]) -> None:
+    """Every operation may be refused at the edge before its route runs (webui/inputs.py): 400
+    for a NUL or a lone surrogate in the path or query, or a malformed JSON body; 413 for a JSON
+    body over 1 MB; and any may answer 503 while the database cannot be reached."""
+    items = [*doc["paths"].values(), *doc["components"].get("pathItems", {}).values()]
+    for item in items:
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("400", {"$ref": "#/components/responses/BadRequest"})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"$ref": "#/components/responses/TooLarge"})
+            responses.setdefault("503", {"$ref": "#/components/responses/Unavailable"})
 
 
 @bp.get("/openapi.json")

@@ -38,7 +38,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         elif session.get("username"):
             if request.method in UNSAFE_METHODS:
                 csrf.protect()
-            user = current_user()  # None if deactivated since signing in
+            user = current_user()  # None if deactivated or the session was ended since
             if user is None:
                 raise NotSignedIn("请先登录")
             g.username = user["username"]

@@ -118,6 +118,13 @@ def return_targets(task_id: str) -> dict[str, Any]:
     return {"items": engine().return_targets(task_id, username())}
 
 
+@bp.get("/tasks/<task_id>/transfer-candidates")
+@login_required
+def transfer_candidates(task_id: str) -> dict[str, Any]:
+    """Who the task may be transferred or delegated to: the people who may hold its step."""
+    return {"items": engine().transfer_candidates(task_id, username())}
+
+
 @bp.post("/tasks/<task_id>/withdraw")
 @login_required
 def withdraw(task_id: str) -> dict[str, Any]:

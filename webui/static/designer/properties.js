@@ -205,6 +205,8 @@
     html += field("prop-ccUsers", "抄送人（表达式）", this.prop(bo, "ccUsers"), "给出用户名或用户名列表的表达式");
     html += field("prop-ccRoles", "抄送角色", this.prop(bo, "ccRoles"), "逗号分隔的角色", "roles");
     html += field("prop-urgeRoles", "可催办角色", this.prop(bo, "urgeRoles"), "逗号分隔的角色", "roles");
+    html += field("prop-transferRoles", "可转办/委派给的角色", this.prop(bo, "transferRoles"),
+      "逗号分隔的角色；本泳道角色总是可以；角色@unit 限本环节单位", "roles");
     var reminders = (element.attachers || []).filter(function (a) { return self.timerOf(a); });
     html += '<fieldset class="field"><legend>超时提醒（定时边界事件）</legend>';
     html += reminders.length ? "<ul>" + reminders.map(function (r) {

@@ -87,12 +87,18 @@
         credentials: "same-origin",
         headers: { "X-CSRFToken": csrfToken(form), "X-Requested-With": "fetch" },
       }).then(function (response) {
+        if (response.status === 409) {  // a colleague claimed the task: say who, early
+          return response.json().then(function (body) { throw { refusal: body.message }; });
+        }
         if (!response.ok) throw new Error(String(response.status));
         return response.json();
       }).then(function () {
         if (status) status.textContent = "草稿已自动保存 " + new Date().toLocaleTimeString("zh-CN");
-      }).catch(function () {
-        if (status) status.textContent = "草稿未能自动保存，请检查网络或重新登录";
+      }).catch(function (problem) {
+        if (!status) return;
+        status.textContent = problem && problem.refusal
+          ? "草稿未保存：" + problem.refusal + "，请复制您填写的内容"
+          : "草稿未能自动保存，请检查网络或重新登录";
       });
     };
     form.addEventListener("input", function () {
