@@ -130,6 +130,7 @@ def record_item(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
         "overdue_count": item.overdue_count,
         "extension_count": item.extension_count,
         "light": items.light(item, run.ctx.now, run.ctx.calendar),
+        items.SNAPSHOT_KEY: items.snapshot(item),  # what a 退回 puts the ledger back to
     }
 
 

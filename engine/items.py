@@ -61,6 +61,71 @@ def record(
     return item
 
 
+# ------------------------------------------------------------------ rewinding
+# `record_item` answers with the row as it wrote it, under this key, and the answer lands in
+# the task data. A 退回/撤回/reset rewinds the data, so the data then holds the row as it was at
+# the step the instance went back to, and `restore` puts the ledger back to match.
+SNAPSHOT_KEY = "ledger_row"
+_RESTORED = (
+    "title",
+    "source",
+    "status",
+    "lead_unit_id",
+    "cooperating_unit_ids",
+    "report_cycle_days",
+    "progress",
+    "last_progress",
+    "extension_count",
+    "closure_note",
+    "attributes",
+)
+_RESTORED_TIMES = (
+    "deadline",
+    "original_deadline",
+    "next_report_due",
+    "last_report_at",
+    "closed_at",
+)
+
+
+def snapshot(item: TrackedItem) -> dict[str, Any]:
+    """The row's rewindable columns, as JSON."""
+    row: dict[str, Any] = {"id": item.id}
+    row.update({name: getattr(item, name) for name in _RESTORED})
+    for name in _RESTORED_TIMES:
+        value = getattr(item, name)
+        row[name] = value.isoformat() if value is not None else None
+    return row
+
+
+def restore(session: Session, instance_id: int, data: dict[str, Any]) -> int:
+    """Put this instance's ledger rows back as `data` last recorded them; how many changed.
+    Overdues are facts, not steps: a return never takes one back."""
+    restored = 0
+    for row in _snapshots(data):
+        item = session.get(TrackedItem, row.get("id"))
+        if item is None or item.instance_id != instance_id:
+            continue
+        for name in _RESTORED:
+            if name in row:
+                setattr(item, name, row[name])
+        for name in _RESTORED_TIMES:
+            if name in row:
+                setattr(item, name, datetime.fromisoformat(row[name]) if row[name] else None)
+        restored += 1
+    return restored
+
+
+def _snapshots(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ledger snapshot in the data: a handler's answer, or a list of them (a loop's)."""
+    found = []
+    for value in data.values():
+        for candidate in value if isinstance(value, list) else [value]:
+            if isinstance(candidate, dict) and isinstance(candidate.get(SNAPSHOT_KEY), dict):
+                found.append(candidate[SNAPSHOT_KEY])
+    return found
+
+
 def _apply(session: Session, item: TrackedItem, fields: dict[str, Any], now: datetime) -> None:
     for name in ("title", "source", "status", "last_progress", "closure_note"):
         if fields.get(name) is not None:

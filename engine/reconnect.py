@@ -20,7 +20,8 @@ unknown outcome and a second lost connection raise `DatabaseUnavailable` (HTTP 5
 
 The retry is one rule for every call, not a list of idempotent commands: it needs only that a
 method has no effect outside the database before its commit (true of every engine command: they
-write rows, nothing else) and does not change its arguments. Calls nest — a command reading
+write rows, nothing else) and changes its arguments, if at all, the same way each time (an
+attachment reference gets its stored name and size). Calls nest — a command reading
 through another public method — and only the outermost runs again. How a failure came about is
 noted by SQLAlchemy events on the engine (`watch`), not read from the exception, so a lost
 connection that a handler caught and turned into another error (an instance error, an

@@ -11,12 +11,12 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 
-from . import acting, audit, directory, notifications, opinions, queries, rewind
+from . import acting, audit, directory, items, notifications, opinions, queries, rewind
 from .approval_steps import INITIATOR, listed, properties
 from .bpmn import json_safe
 from .errors import Conflict, Forbidden, InvalidData
 from .models import HumanTask, HumanTaskCandidate, Notification, Opinion
-from .runtime import Run, cancel_signers
+from .runtime import Run, cancel_signers, current_data
 
 if TYPE_CHECKING:
     from .engine import Actor
@@ -198,6 +198,7 @@ def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -
         prior = earlier[str(task.id)]
         if prior is not None and prior.submitted:
             task.data.update(prior.submitted)
+    items.restore(run.session, run.instance.id, current_data(run.workflow))
     run.save()
     for task_id, prior in earlier.items():
         _reopen_row(run, task_id, prior, reason)
