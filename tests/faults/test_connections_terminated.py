@@ -1,6 +1,8 @@
-"""PostgreSQL terminating the server's connections under load (a failover, an administrator's
-pg_terminate_backend, a pooler restarting): a command that loses its connection before it
-commits runs once more on a fresh one, so nobody sees an error, and nothing is done twice."""
+"""A command that loses its connection before it commits runs once more on a fresh one, so
+nobody sees an error, and nothing is done twice. On every database: a connection broken under
+a command. On PostgreSQL also the server terminating connections under load (a failover, an
+administrator's pg_terminate_backend, a pooler restarting) and a lost answer to COMMIT, which
+only PostgreSQL can be asked about afterwards (txid_status)."""
 
 import random
 import threading
@@ -9,7 +11,7 @@ import time
 import psycopg
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from tests.conftest import ON_POSTGRES
 from tests.faults.support import (
@@ -21,10 +23,6 @@ from tests.faults.support import (
     prepare,
     task_states,
     wait_until,
-)
-
-pytestmark = pytest.mark.skipif(
-    not ON_POSTGRES, reason="terminating backends is PostgreSQL's (pg_terminate_backend)"
 )
 
 IN_FLIGHT = 40  # stop once this many busy connections have been terminated …
@@ -109,7 +107,7 @@ class Person:
                 return
 
 
-def test_connections_terminated_under_load_are_retried_unseen(engine, deploy, db_url, tmp_path):
+def _connections_terminated_under_load_are_retried_unseen(engine, deploy, db_url, tmp_path):
     prepare(engine, deploy)
     killer = Killer(db_url)
     with Server(db_url, tmp_path / "server.log") as server:
@@ -183,8 +181,7 @@ def lose_the_answer_to_commit(engine, monkeypatch, *, server_commits: bool) -> l
     return sent
 
 
-@pytest.mark.parametrize("server_commits", [True, False], ids=["committed", "aborted"])
-def test_a_lost_answer_to_commit_is_settled_by_asking_the_server(
+def _a_lost_answer_to_commit_is_settled_by_asking_the_server(
     engine, deploy, monkeypatch, server_commits
 ):
     prepare(engine, deploy)
@@ -199,3 +196,53 @@ def test_a_lost_answer_to_commit_is_settled_by_asking_the_server(
     assert sent == (["lost"] if server_commits else ["lost", "commit"])
     assert completions(engine)[task_id] == 1
     assert task_states(engine)[task_id] == "completed"
+
+
+if ON_POSTGRES:  # collected only where the server can terminate backends and report on COMMITs
+    test_connections_terminated_under_load_are_retried_unseen = (
+        _connections_terminated_under_load_are_retried_unseen
+    )
+    test_a_lost_answer_to_commit_is_settled_by_asking_the_server = pytest.mark.parametrize(
+        "server_commits", [True, False], ids=["committed", "aborted"]
+    )(_a_lost_answer_to_commit_is_settled_by_asking_the_server)
+
+
+def break_the_connection_once(engine, monkeypatch, statement: str) -> list[str]:
+    """The first `statement` this engine sends fails as a dropped connection would: the
+    driver's own OperationalError, which the dialect takes for a disconnect. Returns what was
+    broken."""
+    broken: list[str] = []
+    dialect = engine.db.dialect
+    message = "server closed the connection unexpectedly"
+
+    def before(conn, cursor, sql, params, context, executemany):
+        if not broken and sql.lstrip().upper().startswith(statement):
+            broken.append(statement)
+            raise dialect.dbapi.OperationalError(message)
+
+    is_disconnect = dialect.is_disconnect
+    monkeypatch.setattr(
+        dialect,
+        "is_disconnect",
+        lambda e, connection, cursor: message in str(e) or is_disconnect(e, connection, cursor),
+    )
+    event.listen(engine.db, "before_cursor_execute", before)
+    return broken
+
+
+@pytest.mark.parametrize("statement", ["UPDATE", "INSERT"])
+def test_a_command_whose_connection_breaks_runs_once_more(engine, deploy, monkeypatch, statement):
+    prepare(engine, deploy)
+    instance_id = engine.start(PROCESS)["id"]
+    (task_id,) = [t["id"] for t in engine.instance(instance_id)["tasks"] if t["state"] == "open"]
+
+    broken = break_the_connection_once(engine, monkeypatch, statement)
+    answer = engine.complete(task_id, {}, user=USERS[0])
+
+    assert broken == [statement]  # the first attempt really lost its connection mid-command
+    assert answer["status"] == "running"  # the person sees their completion, not an error
+    assert completions(engine)[task_id] == 1
+    assert task_states(engine)[task_id] == "completed"
+    detail = engine.instance(instance_id)
+    assert detail["status"] == "running"
+    assert [t["name"] for t in detail["tasks"] if t["state"] == "open"] == ["finish"]
