@@ -63,10 +63,10 @@ def complete(
         acting.check_may_act(run.session, row, actor)
     if row.kind == "sign":
         step = acting.task_row(run.session, row.parent_task_id or "")
-        forms.check_fields(_form(run, step), data)  # a signer's data stays on their own row
+        forms.check_fields(run.form_of(step), data)  # a signer's data stays on their own row
         return signing.sign(run, row, data, actor_id, opinion)
     task = run.ready_task(row.id)
-    data = forms.accept(_form(run, row), data, task.data)
+    data = forms.accept(run.form_of(row), data, task.data)
     if row.delegation == "pending":
         return resolve(run, row, data, actor_id, opinion)
     if data.get("decision") == "return" and rewind.own_step(task) is not task:
@@ -74,11 +74,6 @@ def complete(
         return returns.return_task(run, row, actor_id, None, reason, data)
     completion.finish(run, row, task, data, actor_id, opinion)
     return queries.instance_summary(run.instance, run.version)
-
-
-def _form(run: Run, row: HumanTask) -> dict[str, Any] | None:
-    """The form of a step, from the instance's own version (None: the step has no form)."""
-    return run.version.forms[row.form] if row.form else None
 
 
 # ------------------------------------------------------------------ 转办 / 委派

@@ -130,6 +130,10 @@ class Run:
             reason=self.instance.error_message,
         )
 
+    def form_of(self, row: HumanTask) -> dict[str, Any] | None:
+        """The form of a step, from the instance's own version (None: the step has no form)."""
+        return self.version.forms[row.form] if row.form else None
+
     def ready_task(self, task_id: str) -> Any:
         try:
             task = self.workflow.get_task_from_id(UUID(task_id))

@@ -40,7 +40,7 @@ def add_signers(
     if any(user.id == actor.id for user in signers):
         raise InvalidData("不能给自己加签", {"users": "不能给自己加签"})
     task = run.ready_task(row.id)  # the workflow must still be waiting for this step
-    form = run.version.forms[row.form] if row.form else None
+    form = run.form_of(row)
     if before:
         forms.check_fields(form, data)  # 前加签: the approver fills the form after the signers
     else:
