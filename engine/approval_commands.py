@@ -6,11 +6,22 @@ rows, the audit trail, the opinions and the notifications consistent — or chan
 """
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from . import acting, approval_steps, copies, handover, operations, returns, signing, urging
+from . import (
+    acting,
+    approval_steps,
+    copies,
+    handover,
+    operations,
+    returns,
+    rewind,
+    signing,
+    urging,
+)
 from .bpmn import load_state
 from .errors import Forbidden, InvalidData
 from .models import HumanTask, ProcessInstance
@@ -194,7 +205,13 @@ class ApprovalCommands:
         assert instance is not None
         version = self.specs.get(session, instance.process_version_id)
         spec = approval_steps.task_spec_named(version.spec, version.subprocess_specs, row.name)
-        return handover.rule(session, row, approval_steps.properties(spec), actor.id)
+        fellows: list[str] = []
+        if spec is not None and rewind.votes_in(spec):  # a 会签: which votes are this round's
+            step_id = row.parent_task_id if row.kind == "sign" else row.id
+            workflow = load_state(instance.state, version.spec, version.subprocess_specs)
+            task = workflow.get_task_from_id(UUID(step_id or ""))
+            fellows = [str(t.id) for t in rewind.fellow_votes(task)]
+        return handover.rule(session, row, approval_steps.properties(spec), actor.id, fellows)
 
     def _may_urge(
         self: "Engine", session: Session, row: HumanTask, instance: ProcessInstance, actor: "Actor"

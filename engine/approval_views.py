@@ -51,6 +51,16 @@ def fresh_opinions(
     return shown
 
 
+def stale_opinions(
+    session: Session, row: HumanTask, schemas: dict[str, dict[str, Any]], data: dict[str, Any]
+) -> set[str]:
+    """The opinion fields of `row`'s approval form whose value in `data` another step gave
+    (see fresh_opinions): completing the step without them clears them, so the process, its
+    documents and the next approval never take an earlier approval's words for this one's."""
+    shown = fresh_opinions(session, row, schemas, data)
+    return {key for key in data if key not in shown}
+
+
 def _delegates_answer(session: Session, row: HumanTask) -> dict[str, Any]:
     """What the delegates put on the task (operations.resolve), from its audit events."""
     answer: dict[str, Any] = {}

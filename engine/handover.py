@@ -53,10 +53,14 @@ class Rule:
 
 
 def rule(
-    session: Session, row: HumanTask, properties: dict[str, str], actor_id: int | None
+    session: Session,
+    row: HumanTask,
+    properties: dict[str, str],
+    actor_id: int | None,
+    fellows: list[str] | None = None,
 ) -> Rule:
     """The rule for `row`, a step (or a 加签 signature: the rule of the step it signs), with
-    the step's BPMN `properties`."""
+    the step's BPMN `properties`; `fellows`: the ids of the other votes of its 会签."""
     step = row
     if row.kind == "sign" and row.parent_task_id:
         step = session.get(HumanTask, row.parent_task_id) or row
@@ -73,26 +77,22 @@ def rule(
     found.anywhere -= SYSTEM_ROLES
     found.in_unit -= SYSTEM_ROLES | found.anywhere
     found.excluded = {i for i in (actor_id, row.assignee_id) if i is not None}
-    found.excluded |= _fellow_approvers(session, step)
+    found.excluded |= _fellow_approvers(session, fellows or [])
     return found
 
 
-def _fellow_approvers(session: Session, step: HumanTask) -> set[int]:
-    """In a 会签/或签 every approver has a row of the same step, opened together: none of them
-    may take over another's vote (they would vote twice)."""
-    return set(
-        session.scalars(
-            select(HumanTask.assignee_id).where(
-                HumanTask.instance_id == step.instance_id,
-                HumanTask.name == step.name,
-                HumanTask.kind == "task",
-                HumanTask.id != step.id,
-                HumanTask.created_at >= step.created_at,
-                HumanTask.state.in_(("open", "waiting", "completed")),
-                HumanTask.assignee_id.is_not(None),
-            )
+def _fellow_approvers(session: Session, fellows: list[str]) -> set[int]:
+    """In a 会签/或签 every approver holds one instance of the step, opened together (`fellows`
+    are the other instances' task ids): none of them may take over another's vote (they would
+    vote twice)."""
+    if not fellows:
+        return set()
+    rows = session.execute(
+        select(HumanTask.assignee_id, HumanTask.completed_by_id).where(
+            HumanTask.id.in_(fellows), HumanTask.kind == "task"
         )
-    )
+    ).all()
+    return {i for row in rows for i in row if i is not None}
 
 
 def _entry(entry: str) -> tuple[str, bool]:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from . import (
     acting,
+    approval_views,
     audit,
     completion,
     copies,
@@ -72,6 +73,8 @@ def complete(
     if data.get("decision") == "return" and rewind.own_step(task) is not task:
         reason = acting.require_text(data.get("reason") or opinion, "reason", "请填写退回原因")
         return returns.return_task(run, row, actor_id, None, reason, data)
+    stale = approval_views.stale_opinions(run.session, row, run.version.forms, task.data)
+    task.data.update(dict.fromkeys(stale - data.keys()))  # this approval's own words only
     completion.finish(run, row, task, data, actor_id, opinion)
     return queries.instance_summary(run.instance, run.version)
 

@@ -190,6 +190,8 @@ def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -
         for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)
         if str(t.id) not in before
     ]
+    if not any(t is reset_point or rewind.is_below(t, reset_point) for t in reopened):
+        raise Conflict(_taken_away(run, reset_point))
     earlier = {
         str(t.id): last_run if t is reset_point and last_run else _earlier_row(run, t)
         for t in reopened
@@ -203,6 +205,27 @@ def _restart(run: Run, reset_point: Any, before: set[str], reason: str | None) -
     for task_id, prior in earlier.items():
         _reopen_row(run, task_id, prior, reason)
     return list(earlier)
+
+
+def _taken_away(run: Run, reset_point: Any) -> str:
+    """Why the step would not stay open: its own deadline timer, already past, fires at once
+    (an overdue 整改落实 goes straight back to 约谈). Re-opening it would only repeat that."""
+    title = rewind.Step(reset_point, reset_point).title
+    fired = next(
+        (
+            t
+            for t in (reset_point.parent.children if reset_point.parent else [])
+            if getattr(t.task_spec, "cancel_activity", False) and t.state == TaskState.COMPLETED
+        ),
+        None,
+    )
+    if fired is None:
+        return f"「{title}」重新打开后流程会立即离开该步骤，不能{run.operation}到这里"
+    timer = fired.task_spec.bpmn_name or rewind.element(fired)
+    return (
+        f"「{title}」已过「{timer}」时限，重新打开后会立即再次触发，不能{run.operation}到该步骤；"
+        "请在当前步骤中办理（如确定新的期限）"
+    )
 
 
 def _earlier_row(run: Run, task: Any) -> HumanTask | None:

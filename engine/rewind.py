@@ -34,6 +34,7 @@ from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
@@ -88,6 +89,24 @@ def own_step(task: Task) -> Task:
     ):
         return parent
     return task
+
+
+def fellow_votes(task: Task) -> list[Task]:
+    """The other instances of the 会签/或签 `task` votes in, this round (none for a single
+    step). A live wrapper keeps all its instances: compaction cuts only above live tasks."""
+    wrapper = own_step(task)
+    if wrapper is task:
+        return []
+    return [t for t in wrapper.children if t is not task and t.task_spec is task.task_spec]
+
+
+def votes_in(spec: TaskSpec) -> bool:
+    """Whether a user task spec is the instance spec of a 会签/或签 (a parallel or sequential
+    multi-instance user task), without loading any instance."""
+    return any(
+        isinstance(other, MultiInstanceTask) and other.task_spec == spec.name
+        for other in spec._wf_spec.task_specs.values()
+    )
 
 
 def targets(task: Task, *, same_round: bool = True, limit: int = MAX_LEVELS) -> list[Step]:

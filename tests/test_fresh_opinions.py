@@ -79,6 +79,26 @@ def test_the_signature_does_not_inherit_the_agenda_opinion(app, engine: Engine) 
     assert _textarea(page, "remarks") == "同意印发。"
 
 
+def test_a_signature_without_remarks_does_not_keep_the_agenda_remarks(engine: Engine) -> None:
+    """Not only the page: the process itself forgets the earlier approval's words. A director
+    who signs with no remark leaves no remark in the instance's data (nor for its documents)."""
+    instance_id = _at_agenda_approval(engine)
+    _step(engine, instance_id, "approve_agenda", "director", AGREED)
+    assert engine.instance(instance_id)["data"]["remarks"] == AGREED["remarks"]
+    _step(engine, instance_id, "prepare_notice", "staff", NOTICE)
+    _step(engine, instance_id, "record_meeting", "staff", MEETING_RECORD)
+    _step(engine, instance_id, "draft_minutes", "staff", MINUTES)
+    sign = open_step(engine, instance_id, "sign_minutes")
+    engine.complete(sign, {"decision": "approve"}, user="director")
+
+    detail = engine.instance(instance_id)
+    assert detail["status"] in ("running", "completed")
+    assert detail["data"]["remarks"] is None
+    assert detail["data"]["doc_title"] == MINUTES["doc_title"]  # a document field stays
+    signed = next(t for t in detail["tasks"] if t["id"] == sign)
+    assert signed["state"] == "completed"
+
+
 def test_a_second_round_of_approval_starts_empty_too(engine: Engine) -> None:
     instance_id = _at_agenda_approval(engine)
     returned = {"decision": "return", "reason": "议题不全，请补充征地事项"}

@@ -81,6 +81,23 @@ def test_transfer_inside_a_parallel_branch_and_a_countersign(ready: Engine) -> N
     assert open_rows(ready, sign) == [("final", None)]
 
 
+def test_only_this_rounds_fellow_votes_are_barred(ready: Engine) -> None:
+    """An earlier round's holder of a step is a colleague like any other: after the draft is
+    sent back and resubmitted, rev1, who reviewed it before, may be handed the new review. The
+    test clock stands still, so both rounds' rows carry the same instant."""
+    iid = start_and_draft(ready)
+    ready.complete(review_task(ready, iid), APPROVE, user="rev1")
+    sign_off = only(ready, "lead", iid, "sign_off")
+    ready.return_task(sign_off["id"], user="lead", reason="请重写", to="initiator")
+    ready.complete(only(ready, "alice", iid, "draft")["id"], {"content": "二稿"}, user="alice")
+    again = only(ready, "rev2", iid, "review")["id"]
+    ready.claim(again, "rev2")
+
+    assert "rev1" in {c["username"] for c in ready.transfer_candidates(again, "rev2")}
+    ready.transfer(again, "rev1", user="rev2")
+    assert open_rows(ready, iid) == [("review", "rev1")]
+
+
 # ===================================================================== 委派
 def test_delegate_comes_back_to_the_owner_to_confirm(ready: Engine) -> None:
     iid = start_and_draft(ready)

@@ -150,11 +150,14 @@ def test_transfer_and_delegate_to_an_eligible_colleague(
 
 
 def test_a_unit_step_stays_in_its_unit(county_engine: Engine, approval: tuple[int, str]) -> None:
-    """签收 is for 城关镇's liaison: no other unit's liaison, nor the town's head, may take it."""
+    """签收 is for 城关镇's liaisons: the town's B角 liaison may take it; no other unit's liaison,
+    nor the town's head, may."""
     instance_id, task_id = approval
     county_engine.complete(task_id, APPROVE, user="deputy")
     acknowledge = open_step(county_engine, instance_id, "acknowledge")
-    assert county_engine.transfer_candidates(acknowledge, "town_liaison") == []
+    assert _names(county_engine.transfer_candidates(acknowledge, "town_liaison")) == {
+        "town_liaison_b"
+    }
     with pytest.raises(InvalidData, match="^赵丽娟不能办理“签收”：本环节只能转交给城关镇的联络员$"):
         county_engine.transfer(acknowledge, "unit_liaison", user="town_liaison")
     with pytest.raises(InvalidData, match="吴国强不能办理“签收”"):
