@@ -7,7 +7,7 @@ PORT ?= 5000
 # documents, LibreOffice Writer to check .docx layout (rendered to PDF).
 SYSTEM_PACKAGES := chromium fonts-wqy-microhei libreoffice-writer
 
-.PHONY: run test lint install system-deps
+.PHONY: run test check lint install system-deps
 
 $(BIN)/duban: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,4 +34,13 @@ run: install
 ## Lint and run every test (SQLite by default; set DATABASE_URL=postgresql://... for PostgreSQL)
 test: install system-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -p no:cacheprovider
+
+## The fast inner loop: lint, import rules, types, and every test but the browser and slow ones
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/pytest -n auto -p no:cacheprovider -m "not slow and not browser"

@@ -3,8 +3,9 @@
 Free of the domain and of Flask."""
 
 from . import scenarios
+from .actor import Actor
 from .clock import Clock, FixedClock, SystemClock
-from .engine import Actor, Engine
+from .engine import Engine
 from .errors import Conflict, DefinitionError, EngineError, Forbidden, InvalidData, NotFound
 
 __all__ = [

@@ -3,21 +3,19 @@ sessions (their stamp, sign-out), API tokens, the shared signing key, and audite
 
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import accounts, audit, directory
+from .base import EngineBase
 from .errors import NotSignedIn
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 # A token's last use is written at most this often, so reads stay reads.
 LAST_USE_RESOLUTION = timedelta(minutes=5)
 
 
-class AccountCommands:
+class AccountCommands(EngineBase):
     def sign_in(
-        self: "Engine",
+        self,
         username: str,
         password: str,
         *,
@@ -44,7 +42,7 @@ class AccountCommands:
                 )
                 return user.summary()
             wait = accounts.record_failure(session, username, address, ctx.now)
-            detail = {"username": username[:80], "via": via, "address": address}
+            detail: dict[str, Any] = {"username": username[:80], "via": via, "address": address}
             if wait:
                 detail["wait_seconds"] = int(wait.total_seconds())
             audit.record(
@@ -57,7 +55,7 @@ class AccountCommands:
         accounts.LOG.warning("failed sign-in for %r from %s (%s)", username[:80], address, via)
         raise NotSignedIn("用户名或密码错误", error="invalid_credentials")
 
-    def external_sign_in(self: "Engine", username: str, *, address: str | None = None) -> dict:
+    def external_sign_in(self, username: str, *, address: str | None = None) -> dict:
         """An external identity provider vouched for `username`: audited like a password
         sign-in; NotSignedIn unless they are an active duban user."""
         with self.command() as (session, ctx):
@@ -73,7 +71,7 @@ class AccountCommands:
             )
             return user.summary()
 
-    def session_stamp(self: "Engine", username: str) -> dict[str, Any]:
+    def session_stamp(self, username: str) -> dict[str, Any]:
         """What a page session opened right after a recorded sign-in needs: the user's
         `version` to stamp into it, and the failed sign-ins on the account since the sign-in
         before this one (`failures`, newest first, at most 20) for a notice."""
@@ -87,7 +85,7 @@ class AccountCommands:
             )
             return {"version": user.session_version, "failures": failures}
 
-    def sign_out(self: "Engine", username: str, session_version: Any) -> None:
+    def sign_out(self, username: str, session_version: Any) -> None:
         """退出: end every page session of the user, if the one signing out is still valid (a
         session already ended changes nothing). API tokens are signed out on their own."""
         with self.command() as (session, ctx):
@@ -97,16 +95,14 @@ class AccountCommands:
             accounts.end_sessions(session, user, ctx.now, tokens=False)
             audit.record(session, "signed_out", ctx.now, actor_id=user.id)
 
-    def sign_in_failures(self: "Engine", username: str, *, limit: int = 20) -> dict[str, Any]:
+    def sign_in_failures(self, username: str, *, limit: int = 20) -> dict[str, Any]:
         """The latest failed sign-ins on the caller's own account, newest first."""
         with self.read_session() as session:
             actor = self.actor(session, username)
             assert actor is not None
             return {"items": accounts.failed_sign_ins(session, actor.id, limit=limit)}
 
-    def profile(
-        self: "Engine", username: str, *, session_version: int | None = None
-    ) -> dict[str, Any]:
+    def profile(self, username: str, *, session_version: int | None = None) -> dict[str, Any]:
         """Who a signed-in user is, for the page header and permission-aware pages;
         NotSignedIn if the account is gone or deactivated since, or — given the
         `session_version` a page session was stamped with — if that session has been ended
@@ -128,7 +124,7 @@ class AccountCommands:
             }
 
     def issue_token(
-        self: "Engine",
+        self,
         username: str,
         *,
         label: str | None = None,
@@ -142,7 +138,7 @@ class AccountCommands:
             audit.record(session, "token_issued", ctx.now, actor_id=user.id, detail={"id": row.id})
             return {"token": token, "expires_at": row.expires_at.isoformat(), "id": row.id}
 
-    def token_user(self: "Engine", token: str) -> str:
+    def token_user(self, token: str) -> str:
         """The username a live token belongs to; NotSignedIn if unknown, expired or revoked.
         The token's last use is noted at most every LAST_USE_RESOLUTION, on this same session's
         connection and only if no one holds a lock on it: the bookkeeping never takes a second
@@ -154,7 +150,7 @@ class AccountCommands:
                 accounts.note_use(session, row.id, now)
         return username
 
-    def revoke_token(self: "Engine", token: str) -> None:
+    def revoke_token(self, token: str) -> None:
         """Sign a token out (the caller holds it, so no other check is needed)."""
         with self.command() as (session, ctx):
             row, _username = accounts.token_owner(session, token, ctx.now)
@@ -163,7 +159,7 @@ class AccountCommands:
                 session, "token_revoked", ctx.now, actor_id=row.user_id, detail={"id": row.id}
             )
 
-    def revoke_tokens(self: "Engine", username: str, *, by: str | None = None) -> int:
+    def revoke_tokens(self, username: str, *, by: str | None = None) -> int:
         """Revoke every live token of `username` (the user themself or an administrator)."""
         with self.command(by or username) as (session, ctx):
             if by and by != username:
@@ -181,7 +177,7 @@ class AccountCommands:
             )
             return count
 
-    def secret_key(self: "Engine") -> str:
+    def secret_key(self) -> str:
         """The installation's session signing key, for when the environment sets none
         (DUBAN_SECRET_KEY): drawn once — at `duban init`, or by whichever process needs it first
         — and kept in the database, so every process and every restart signs alike."""
@@ -190,7 +186,7 @@ class AccountCommands:
         assert value is not None
         return value
 
-    def record_refusal(self: "Engine", username: str | None, action: str, message: str) -> None:
+    def record_refusal(self, username: str | None, action: str, message: str) -> None:
         """Audit a refused request (HTTP 403); it changes nothing else."""
         with self.write_session() as session, session.begin():
             actor_id = None

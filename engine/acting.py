@@ -1,30 +1,29 @@
 """What every command on a human task checks first: the lock, the task's state, who may act,
 and the people it names. Refusals change nothing and say why in Chinese."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import directory, queries
+from .actor import Actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .models import HumanTask, ProcessInstance, User
+from .status import Delegation, InstanceStatus, TaskRowState
 
-if TYPE_CHECKING:
-    from .engine import Actor
-
-STATUS_REFUSALS = {
-    "suspended": "流程已挂起，暂不能办理",
-    "completed": "流程已结束",
-    "terminated": "流程已终止",
-    "error": "流程运行出错，等待管理员处理",
+STATUS_REFUSALS: dict[str, str] = {
+    InstanceStatus.SUSPENDED: "流程已挂起，暂不能办理",
+    InstanceStatus.COMPLETED: "流程已结束",
+    InstanceStatus.TERMINATED: "流程已终止",
+    InstanceStatus.ERROR: "流程运行出错，等待管理员处理",
 }
-_CLOSED = {
-    "completed": "该任务已办理，不能重复提交",
-    "returned": "该任务已退回",
-    "withdrawn": "该任务已撤回",
-    "waiting": "该任务正在等待加签人签署",
-    "cancelled": "该任务已撤销",
+_CLOSED: dict[str, str] = {
+    TaskRowState.COMPLETED: "该任务已办理，不能重复提交",
+    TaskRowState.RETURNED: "该任务已退回",
+    TaskRowState.WITHDRAWN: "该任务已撤回",
+    TaskRowState.WAITING: "该任务正在等待加签人签署",
+    TaskRowState.CANCELLED: "该任务已撤销",
 }
 
 
@@ -49,13 +48,13 @@ def closed_refusal(row: HumanTask) -> str:
     return _CLOSED.get(row.state, "该任务已不能办理")
 
 
-def require_state(row: HumanTask, *states: str) -> None:
-    if row.state not in (states or ("open",)):
+def require_state(row: HumanTask, *states: TaskRowState) -> None:
+    if row.state not in (states or (TaskRowState.OPEN,)):
         raise Conflict(closed_refusal(row))
 
 
 def require_running(instance: ProcessInstance) -> None:
-    if instance.status != "running":
+    if instance.status != InstanceStatus.RUNNING:
         raise Conflict(STATUS_REFUSALS.get(instance.status, "流程不在运行中"))
 
 
@@ -67,7 +66,8 @@ def check_may_act(
     they may see the task, they were simply overtaken."""
     if queries.may_act_on(session, row, actor):
         return
-    if row.delegation == "pending" and row.owner_id == actor.id:  # their own 委派: wait for it
+    # their own 委派: wait for it
+    if row.delegation == Delegation.PENDING and row.owner_id == actor.id:
         raise Forbidden(f"{held_refusal(session, row)}，请等待其办理后再确认")
     if held_by_another(session, row, actor):
         raise Conflict(held_refusal(session, row))
@@ -85,7 +85,7 @@ def held_by_another(session: Session, row: HumanTask, actor: "Actor") -> bool:
 
 def held_refusal(session: Session, row: HumanTask) -> str:
     """Who holds the task, by their name in the directory: "该任务已被王晓燕认领"."""
-    if row.delegation == "pending" and row.owner_id is not None:
+    if row.delegation == Delegation.PENDING and row.owner_id is not None:
         return f"该任务已委派给{display_name(session, row.assignee_id)}办理"
     return f"该任务已被{display_name(session, row.assignee_id)}认领"
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from . import accounts, audit, console, directory, notifications
 from .errors import Conflict, InvalidData, NotFound
 from .models import HumanTask, HumanTaskCandidate, Role, Unit, User, user_role
+from .status import OPEN_STATES
 
 MIN_PASSWORD = 4
 USERNAME = re.compile(r"[A-Za-z0-9_.\-]{2,80}")
@@ -19,7 +20,7 @@ USERNAME = re.compile(r"[A-Za-z0-9_.\-]{2,80}")
 # ---------------------------------------------------------------- reading
 def overview(session: Session) -> dict[str, Any]:
     """Every user (active or not), unit and role, for the administration page."""
-    members = dict(
+    members: dict[int, int] = dict(
         session.execute(
             select(user_role.c.role_id, func.count()).group_by(user_role.c.role_id)
         ).all()
@@ -180,7 +181,7 @@ def deactivate_user(
         raise Conflict("不能停用自己的账号")
     user.active = False
     tokens = accounts.end_sessions(session, user, now, tokens=True)  # for good: not on reactivation
-    still_open = HumanTask.state.in_(("open", "waiting"))
+    still_open = HumanTask.state.in_(OPEN_STATES)
     mine = select(HumanTaskCandidate.task_id).where(HumanTaskCandidate.user_id == user.id)
     affected = list(
         session.scalars(

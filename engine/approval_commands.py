@@ -5,7 +5,7 @@ takes the instance's lock, checks permission, and leaves the workflow state, the
 rows, the audit trail, the opinions and the notifications consistent — or changes nothing.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import exists, select
@@ -22,20 +22,20 @@ from . import (
     signing,
     urging,
 )
+from .actor import Actor
+from .base import EngineBase
 from .bpmn import load_state
 from .errors import Forbidden, InvalidData
 from .models import HumanTask, ProcessInstance
 from .runtime import Context, Run, load_run
-
-if TYPE_CHECKING:
-    from .engine import Actor, Engine
+from .status import OPEN_STATES, InstanceStatus, TaskRowKind
 
 
-class ApprovalCommands:
+class ApprovalCommands(EngineBase):
     """Mixed into `Engine`: 转办, 委派, 加签, 退回, 撤回, 催办, 抄送 and the admin's fixes."""
 
     def transfer(
-        self: "Engine", task_id: str, to: str, *, user: str, opinion: str | None = None
+        self, task_id: str, to: str, *, user: str, opinion: str | None = None
     ) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             row, actor = self._locked_task(session, task_id, user)
@@ -44,7 +44,7 @@ class ApprovalCommands:
             return operations.transfer(session, ctx.now, row, actor, target, opinion, may_hold)
 
     def delegate(
-        self: "Engine", task_id: str, to: str, *, user: str, opinion: str | None = None
+        self, task_id: str, to: str, *, user: str, opinion: str | None = None
     ) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             row, actor = self._locked_task(session, task_id, user)
@@ -52,7 +52,7 @@ class ApprovalCommands:
             may_hold = self._may_hold(session, row, actor)
             return operations.delegate(session, ctx.now, row, actor, target, opinion, may_hold)
 
-    def transfer_candidates(self: "Engine", task_id: str, user: str) -> list[dict[str, Any]]:
+    def transfer_candidates(self, task_id: str, user: str) -> list[dict[str, Any]]:
         """The people the 转办 / 委派 pickers offer for this task: those who may hold its step
         (handover.py), without the caller and whoever holds it now. `{username, name, unit}`."""
         with self.read_session() as session:
@@ -63,7 +63,7 @@ class ApprovalCommands:
             return handover.candidates(session, self._may_hold(session, row, actor))
 
     def add_signers(
-        self: "Engine",
+        self,
         task_id: str,
         users: list[str],
         *,
@@ -80,7 +80,7 @@ class ApprovalCommands:
             return signing.add_signers(run, row, actor, users, before, form, opinion)
 
     def return_task(
-        self: "Engine",
+        self,
         task_id: str,
         *,
         user: str,
@@ -95,7 +95,7 @@ class ApprovalCommands:
             acting.check_may_act(session, row, actor)
             return returns.return_task(run, row, actor.id, to, reason)
 
-    def return_targets(self: "Engine", task_id: str, user: str) -> list[dict[str, Any]]:
+    def return_targets(self, task_id: str, user: str) -> list[dict[str, Any]]:
         """The steps the 退回 dialog offers for this task."""
         with self.read_session() as session:
             row = acting.task_row(session, task_id)
@@ -109,22 +109,18 @@ class ApprovalCommands:
             ctx = Context(self.clock, self.calendar(session), self.script_engine, actor.id)
             return returns.targets(Run(session, instance, version, workflow, ctx), row)
 
-    def withdraw(
-        self: "Engine", task_id: str, *, user: str, opinion: str | None = None
-    ) -> dict[str, Any]:
+    def withdraw(self, task_id: str, *, user: str, opinion: str | None = None) -> dict[str, Any]:
         """撤回: `task_id` is the caller's own completed task."""
         with self.command(user) as (session, ctx):
             run, row, actor = self._task_run(session, ctx, task_id, user)
             return returns.withdraw(run, row, actor, opinion)
 
-    def urge(
-        self: "Engine", task_id: str, *, user: str, message: str | None = None
-    ) -> dict[str, Any]:
+    def urge(self, task_id: str, *, user: str, message: str | None = None) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             row = acting.task_row(session, task_id)
             instance = acting.lock(session, row)
             actor = self._me(session, user)
-            acting.require_state(row, "open", "waiting")
+            acting.require_state(row, *OPEN_STATES)
             acting.require_running(instance)
             if not self._may_urge(session, row, instance, actor):
                 raise Forbidden("只有发起人、经办过本流程的人、管理员或流程指定的角色可以催办")
@@ -135,7 +131,7 @@ class ApprovalCommands:
             return {"id": row.id, "urge_count": row.urge_count, "notified": notified}
 
     def cc(
-        self: "Engine", task_id: str, users: list[str], *, user: str, opinion: str | None = None
+        self, task_id: str, users: list[str], *, user: str, opinion: str | None = None
     ) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             row = acting.task_row(session, task_id)
@@ -144,14 +140,14 @@ class ApprovalCommands:
             people = acting.people(session, users, "users")
             return operations.copy_task(session, ctx.now, row, actor, people, opinion)
 
-    def mark_cc_read(self: "Engine", cc_id: int, user: str) -> dict[str, Any]:
+    def mark_cc_read(self, cc_id: int, user: str) -> dict[str, Any]:
         with self.command(user) as (session, ctx):
             actor = self._me(session, user)
             return copies.mark_read(session, actor.id, cc_id, ctx.now)
 
     # ------------------------------------------------------------------ admin
     def reassign(
-        self: "Engine", task_id: str, to: str, *, user: str | None, reason: str | None
+        self, task_id: str, to: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         reason = acting.require_text(reason, "reason", "请填写改派原因")
         with self.command(user) as (session, ctx):
@@ -162,34 +158,26 @@ class ApprovalCommands:
             return operations.reassign(session, ctx.now, row, ctx.actor_id, target, reason)
 
     def reset(
-        self: "Engine", instance_id: int, to: str, *, user: str | None, reason: str | None
+        self, instance_id: int, to: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         """Send an instance back to an earlier step (`to`: its element id)."""
         reason = acting.require_text(reason, "reason", "请填写重置原因")
         with self.command(user) as (session, ctx):
             self._require_admin(session, user)
             run = load_run(session, instance_id, self.specs, ctx)
-            if run.instance.status not in ("running", "error"):
+            if run.instance.status not in (InstanceStatus.RUNNING, InstanceStatus.ERROR):
                 acting.require_running(run.instance)
             return returns.reset(run, to, ctx.actor_id, reason)
 
     # ------------------------------------------------------------------ helpers
-    def _me(self: "Engine", session: Session, user: str | None) -> "Actor":
-        actor = self.actor(session, user)
-        if actor is None:
-            raise Forbidden("请先登录")
-        return actor
-
-    def _locked_task(
-        self: "Engine", session: Session, task_id: str, user: str
-    ) -> tuple[HumanTask, "Actor"]:
+    def _locked_task(self, session: Session, task_id: str, user: str) -> tuple[HumanTask, "Actor"]:
         row = acting.task_row(session, task_id)
         instance = acting.lock(session, row)
         acting.require_running(instance)
         return row, self._me(session, user)
 
     def _task_run(
-        self: "Engine", session: Session, ctx: Context, task_id: str, user: str
+        self, session: Session, ctx: Context, task_id: str, user: str
     ) -> tuple[Run, HumanTask, "Actor"]:
         row = acting.task_row(session, task_id)
         run = load_run(session, row.instance_id, self.specs, ctx)
@@ -197,9 +185,7 @@ class ApprovalCommands:
         acting.require_running(run.instance)
         return run, row, self._me(session, user)
 
-    def _may_hold(
-        self: "Engine", session: Session, row: HumanTask, actor: "Actor"
-    ) -> handover.Rule:
+    def _may_hold(self, session: Session, row: HumanTask, actor: "Actor") -> handover.Rule:
         """Who may be handed `row` (handover.Rule), from its step's BPMN properties."""
         instance = session.get(ProcessInstance, row.instance_id)
         assert instance is not None
@@ -207,14 +193,14 @@ class ApprovalCommands:
         spec = approval_steps.task_spec_named(version.spec, version.subprocess_specs, row.name)
         fellows: list[str] = []
         if spec is not None and rewind.votes_in(spec):  # a 会签: which votes are this round's
-            step_id = row.parent_task_id if row.kind == "sign" else row.id
+            step_id = row.parent_task_id if row.kind == TaskRowKind.SIGN else row.id
             workflow = load_state(instance.state, version.spec, version.subprocess_specs)
             task = workflow.get_task_from_id(UUID(step_id or ""))
             fellows = [str(t.id) for t in rewind.fellow_votes(task)]
         return handover.rule(session, row, approval_steps.properties(spec), actor.id, fellows)
 
     def _may_urge(
-        self: "Engine", session: Session, row: HumanTask, instance: ProcessInstance, actor: "Actor"
+        self, session: Session, row: HumanTask, instance: ProcessInstance, actor: "Actor"
     ) -> bool:
         if actor.is_admin or actor.id == instance.started_by_id:
             return True

@@ -1,16 +1,15 @@
 """What the task and instance views show about approvals: opinions, 退回 reasons, 委派 and
 加签 state, 催办 counts and 抄送 — all from SQL rows."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from . import forms, opinions
+from .actor import Actor
 from .models import CarbonCopy, Event, HumanTask, Opinion, User
-
-if TYPE_CHECKING:
-    from .engine import Actor
+from .status import Delegation, TaskRowKind, TaskRowState
 
 
 def may_view_task(row: HumanTask, actor: "Actor") -> bool:
@@ -20,7 +19,7 @@ def may_view_task(row: HumanTask, actor: "Actor") -> bool:
 
 def data_source_id(row: HumanTask) -> str:
     """The workflow task whose data a row shows: a signer sees the step they sign."""
-    return row.parent_task_id if row.kind == "sign" and row.parent_task_id else row.id
+    return row.parent_task_id if row.kind == TaskRowKind.SIGN and row.parent_task_id else row.id
 
 
 def fresh_opinions(
@@ -33,7 +32,7 @@ def fresh_opinions(
     answer, the approver's data while 后加签 signers sign. (The page lays a saved draft over
     this.) A signer's row shows the step it signs."""
     step = row
-    if row.kind == "sign" and row.parent_task_id:
+    if row.kind == TaskRowKind.SIGN and row.parent_task_id:
         step = session.get(HumanTask, row.parent_task_id) or row
     fields = _opinion_fields(session, step, schemas)
     if not fields:
@@ -42,9 +41,13 @@ def fresh_opinions(
     earlier = _reopened_from(session, step)
     if earlier is not None and isinstance(earlier.submitted, dict):
         own.update(earlier.submitted)
-    if step.delegation == "resolved":
+    if step.delegation == Delegation.RESOLVED:
         own.update(_delegates_answer(session, step))
-    if step.state == "waiting" and step.sign_mode == "after" and isinstance(step.submitted, dict):
+    if (
+        step.state == TaskRowState.WAITING
+        and step.sign_mode == "after"
+        and isinstance(step.submitted, dict)
+    ):
         own.update(step.submitted)
     shown = {key: value for key, value in data.items() if key not in fields}
     shown.update({key: value for key, value in own.items() if key in fields})
@@ -100,7 +103,7 @@ def _opinion_fields(
         .distinct()
     )
     for name in others:
-        other = schemas.get(name)
+        other = schemas.get(name or "")
         if other is not None and not _is_approval(other):
             fields -= _writable(other)
     return fields
@@ -120,10 +123,10 @@ def _reopened_from(session: Session, row: HumanTask) -> HumanTask | None:
     the next round after the step itself returned the work."""
     runs = select(HumanTask).where(
         HumanTask.instance_id == row.instance_id,
-        HumanTask.kind == "task",
+        HumanTask.kind == TaskRowKind.TASK,
         HumanTask.name == row.name,
         HumanTask.id != row.id,
-        HumanTask.state.in_(("completed", "withdrawn")),
+        HumanTask.state.in_((TaskRowState.COMPLETED, TaskRowState.WITHDRAWN)),
     )
     if row.assignee_id is not None:  # a 会签 approver: their own earlier vote
         runs = runs.where(HumanTask.completed_by_id == row.assignee_id)
@@ -134,7 +137,11 @@ def _reopened_from(session: Session, row: HumanTask) -> HumanTask | None:
     ).first()
     if earlier is None:
         return None
-    return earlier if row.return_reason is not None or earlier.state == "withdrawn" else None
+    return (
+        earlier
+        if row.return_reason is not None or earlier.state == TaskRowState.WITHDRAWN
+        else None
+    )
 
 
 def task_extras(session: Session, row: HumanTask) -> dict[str, Any]:

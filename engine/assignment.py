@@ -9,24 +9,36 @@ User-task properties (`spiffworkflow:property`) this module reads:
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
+from sqlalchemy.orm import Session
 
 from . import audit, directory, notifications
-from .definitions import FORM_PROPERTY, bpmn_file_of, resolve_form
-from .models import HumanTask, HumanTaskCandidate
+from .context import Context
+from .definitions import FORM_PROPERTY, LoadedVersion, bpmn_file_of, resolve_form
+from .models import HumanTask, HumanTaskCandidate, ProcessInstance
+from .status import TaskRowState
 from .workdays import BEIJING
 
-if TYPE_CHECKING:
-    from .runtime import Run
+
+class Run(Protocol):
+    """What opening a step reads of the command running the instance (runtime.Run): typed by
+    shape, so the runtime that calls this module is not imported by it."""
+
+    session: Session
+    instance: ProcessInstance
+    version: LoadedVersion
+    workflow: BpmnWorkflow
+    ctx: Context
 
 
 def properties(task_spec: Any) -> dict[str, str]:
     return dict((getattr(task_spec, "extensions", None) or {}).get("properties") or {})
 
 
-def open_human_task(run: "Run", task: Any) -> HumanTask:
+def open_human_task(run: Run, task: Any) -> HumanTask:
     spec = task.task_spec
     props = properties(spec)
     session, now = run.session, run.ctx.now
@@ -56,7 +68,7 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
         assignee_id=assignee_id,
         form=resolve_form(bpmn_file_of(spec, run.version.bpmn_file), form) if form else None,
         instructions=(spec.extensions or {}).get("instructionsForEndUser"),
-        state="open",
+        state=TaskRowState.OPEN,
         due_at=_due(run, task, props),
         created_at=now,
     )
@@ -97,7 +109,7 @@ def open_human_task(run: "Run", task: Any) -> HumanTask:
     return row
 
 
-def _evaluate(run: "Run", task: Any, expression: str | None) -> Any:
+def _evaluate(run: Run, task: Any, expression: str | None) -> Any:
     if not expression:
         return None
     try:
@@ -108,7 +120,7 @@ def _evaluate(run: "Run", task: Any, expression: str | None) -> Any:
         raise WorkflowException(f"表达式 {expression} 求值失败：{exc}") from exc
 
 
-def _assignee(run: "Run", task: Any, expression: str | None) -> int | None:
+def _assignee(run: Run, task: Any, expression: str | None) -> int | None:
     if not expression:
         return None
     if expression.strip() == "initiator":
@@ -118,7 +130,7 @@ def _assignee(run: "Run", task: Any, expression: str | None) -> int | None:
     return user.id if user else None
 
 
-def _due(run: "Run", task: Any, props: dict[str, str]) -> datetime | None:
+def _due(run: Run, task: Any, props: dict[str, str]) -> datetime | None:
     if props.get("dueInWorkdays"):
         return run.ctx.calendar.add_workdays(run.ctx.now, int(props["dueInWorkdays"]))
     value = _evaluate(run, task, props.get("dueDate"))

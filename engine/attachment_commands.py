@@ -1,19 +1,17 @@
 """`Engine`'s attachments: upload into an open task, download, and an instance's list."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from . import acting, attachments, audit, instance_views
+from .base import EngineBase
 from .errors import Forbidden, NotFound
 from .models import Attachment
 
-if TYPE_CHECKING:
-    from .engine import Engine
 
-
-class AttachmentCommands:
+class AttachmentCommands(EngineBase):
     """Mixed into `Engine`: 附件 / 佐证材料 uploaded through task forms."""
 
     attachment_limit = attachments.MAX_BYTES
@@ -21,7 +19,7 @@ class AttachmentCommands:
     attachment_quota_bytes = attachments.QUOTA_BYTES
 
     def add_attachment(
-        self: "Engine",
+        self,
         task_id: str,
         name: str,
         content_type: str | None,
@@ -58,14 +56,14 @@ class AttachmentCommands:
             return attachments.summary(made)
 
     def remove_unused_attachments(
-        self: "Engine", days: int = attachments.UNUSED_DAYS, now: datetime | None = None
+        self, days: int = attachments.UNUSED_DAYS, now: datetime | None = None
     ) -> int:
         """Delete uploads no submitted form named, more than `days` old, whose task is no longer
         open (attachments.remove_unused), as the system. Returns how many were removed."""
         with self.command(at=now) as (session, ctx):
             return attachments.remove_unused(session, ctx.now, days)
 
-    def attachment(self: "Engine", attachment_id: int, user: str | None) -> tuple[str, str, bytes]:
+    def attachment(self, attachment_id: int, user: str | None) -> tuple[str, str, bytes]:
         """(name, content type, bytes) of one attachment, for someone who may view its instance."""
         with self.read_session() as session:
             row = session.get(Attachment, attachment_id)
@@ -74,16 +72,14 @@ class AttachmentCommands:
             self._may_view_attachments(session, attachments.instance_of(session, row), user)
             return row.name, row.content_type, row.data
 
-    def instance_attachments(
-        self: "Engine", instance_id: int, user: str | None
-    ) -> list[dict[str, Any]]:
+    def instance_attachments(self, instance_id: int, user: str | None) -> list[dict[str, Any]]:
         """The files the instance's submitted forms name, oldest first."""
         with self.read_session() as session:
             self._may_view_attachments(session, instance_id, user)
             return attachments.of_instance(session, instance_id)
 
     def _may_view_attachments(
-        self: "Engine", session: Session, instance_id: int | None, user: str | None
+        self, session: Session, instance_id: int | None, user: str | None
     ) -> None:
         actor = self.actor(session, user)
         if instance_id is None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .errors import InvalidData, QuotaExceeded
 from .models import Attachment, HumanTask, User
+from .status import OPEN_STATES
 
 if TYPE_CHECKING:
     from .runtime import Run
@@ -54,7 +55,6 @@ _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 QUOTA_FILES = 20
 QUOTA_BYTES = 60 * 1024 * 1024
 UNUSED_DAYS = 7
-OPEN_STATES = ("open", "waiting")
 MAX_ROW_ID = 2**31 - 1
 
 

@@ -4,21 +4,20 @@ No box deserializes a workflow. `todo` is the inbox (queries.inbox); the others 
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from . import queries
+from .actor import Actor
 from .errors import InvalidData
 from .models import CarbonCopy, HumanTask, ProcessInstance, ProcessVersion, Unit, User
+from .status import OPEN_STATES, TaskRowKind, TaskRowState
 from .workdays import WorkdayCalendar
 
-if TYPE_CHECKING:
-    from .engine import Actor
-
 BOXES = ("todo", "done", "cc", "started")
-DONE_STATES = ("completed", "returned", "withdrawn")
+DONE_STATES = (TaskRowState.COMPLETED, TaskRowState.RETURNED, TaskRowState.WITHDRAWN)
 
 
 def box(
@@ -45,7 +44,9 @@ def box(
     return {**result, "box": name}
 
 
-def _page(session: Session, query: Select[Any], page: int, per_page: int) -> tuple[int, Any]:
+def _page(
+    session: Session, query: Select[*tuple[Any, ...]], page: int, per_page: int
+) -> tuple[int, Any]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = session.execute(query.offset((page - 1) * per_page).limit(per_page)).all()
     return total or 0, rows
@@ -144,8 +145,8 @@ def _open_steps(session: Session, instance_ids: list[int]) -> dict[int, list[str
         select(HumanTask.instance_id, HumanTask.title)
         .where(
             HumanTask.instance_id.in_(instance_ids),
-            HumanTask.state.in_(("open", "waiting")),
-            HumanTask.kind == "task",
+            HumanTask.state.in_(OPEN_STATES),
+            HumanTask.kind == TaskRowKind.TASK,
         )
         .order_by(HumanTask.created_at, HumanTask.id)
     )

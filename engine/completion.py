@@ -10,6 +10,7 @@ from .bpmn import json_safe
 from .models import HumanTask, User
 from .rewind import is_multi_approval
 from .runtime import Run
+from .status import InstanceStatus, TaskRowState
 
 
 def finish(
@@ -26,7 +27,7 @@ def finish(
     before = dict(task.data)
     task.data.update(data)
     _fill_vote(run, task, data, actor_id)
-    row.state, row.ended_at, row.submitted = "completed", now, json_safe(data)
+    row.state, row.ended_at, row.submitted = TaskRowState.COMPLETED, now, json_safe(data)
     row.completed_by_id, row.acted_at = actor_id, row.acted_at or now
     if row.assignee_id is None:
         row.assignee_id = actor_id
@@ -45,7 +46,7 @@ def finish(
         task.run()
     except WorkflowException as exc:
         run.fail(exc)
-    if run.instance.status == "running":
+    if run.instance.status == InstanceStatus.RUNNING:
         run.advance()
     run.save()
 

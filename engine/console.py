@@ -19,6 +19,7 @@ from .models import (
     User,
     WorkerHeartbeat,
 )
+from .status import OPEN_STATES, InstanceStatus
 from .workdays import BEIJING
 
 MAX_PER_PAGE = 200
@@ -81,7 +82,7 @@ def as_id(value: Any) -> int | None:
 
 
 def page_of(
-    session: Session, query: Select[Any], page: Any, per_page: Any
+    session: Session, query: Select[*tuple[Any, ...]], page: Any, per_page: Any
 ) -> tuple[list[Any], dict[str, int]]:
     """Run one page of `query`; the dict says which page and how many rows in all."""
     number = parse_int(page, "page", 1, maximum=MAX_PAGE) or 1
@@ -96,13 +97,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # -------------------------------------------------------- instances in error
-CONSOLE_STATUSES = ("error", "suspended", "running")
+CONSOLE_STATUSES = (InstanceStatus.ERROR, InstanceStatus.SUSPENDED, InstanceStatus.RUNNING)
 
 
 def error_instances(
     session: Session,
     *,
-    status: str = "error",
+    status: str = InstanceStatus.ERROR,
     process: str | None = None,
     since: Any = None,
     until: Any = None,
@@ -147,9 +148,13 @@ def error_instances(
             "title": instance.title,
             "status": instance.status,
             "error": instance.error_message,
-            "failed_step": event.task_title if event and instance.status == "error" else None,
+            "failed_step": event.task_title
+            if event and instance.status == InstanceStatus.ERROR
+            else None,
             "failed_task_id": instance.error_task,
-            "failed_at": _iso(event.at if event and status == "error" else instance.updated_at),
+            "failed_at": _iso(
+                event.at if event and status == InstanceStatus.ERROR else instance.updated_at
+            ),
             "started_by": who.username if who else None,
         }
         for instance, version, name, event, who in rows
@@ -174,7 +179,7 @@ def open_tasks(
         select(HumanTask, owner.username, Unit.name)
         .outerjoin(owner, owner.id == HumanTask.assignee_id)
         .outerjoin(Unit, Unit.id == HumanTask.unit_id)
-        .where(HumanTask.state.in_(("open", "waiting")))
+        .where(HumanTask.state.in_(OPEN_STATES))
         .order_by(HumanTask.created_at, HumanTask.id)
     )
     if process:
@@ -304,7 +309,7 @@ def queue_depth(session: Session, now: datetime) -> int:
             .where(
                 Timer.state == "waiting",
                 Timer.due_at <= now,
-                or_(Timer.instance_id.is_(None), ProcessInstance.status == "running"),
+                or_(Timer.instance_id.is_(None), ProcessInstance.status == InstanceStatus.RUNNING),
             )
         )
         or 0
@@ -416,7 +421,7 @@ def counts(session: Session, now: datetime) -> dict[str, Any]:
             select(ProcessInstance.status, func.count()).group_by(ProcessInstance.status)
         ).all()
     )
-    open_task = HumanTask.state.in_(("open", "waiting"))
+    open_task = HumanTask.state.in_(OPEN_STATES)
     timers = dict(session.execute(select(Timer.state, func.count()).group_by(Timer.state)).all())
     return {
         "instances": {status: int(n) for status, n in by_status.items()},

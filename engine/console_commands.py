@@ -18,12 +18,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import administration, audit, console, rewind, user_import
+from .approval_commands import ApprovalCommands
 from .bpmn import load_state
 from .errors import Conflict, EngineError, Forbidden, InvalidData, NotFound
+from .instance_commands import InstanceCommands
 from .models import ProcessInstance, Timer, WorkerHeartbeat
+from .status import InstanceStatus
 
 if TYPE_CHECKING:
-    from .engine import Engine
     from .runtime import Context
 
 LOG = logging.getLogger(__name__)
@@ -39,40 +41,40 @@ BULK_ACTIONS = {
 }
 
 
-class ConsoleCommands:
+class ConsoleCommands(ApprovalCommands, InstanceCommands):
     """Mixed into `Engine`."""
 
     # ------------------------------------------------------------- reading
-    def error_instances(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
+    def error_instances(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
         """Instances in error; filters: status (error, suspended, running), process, since,
         until, page, per_page."""
         with self._console_read(user) as session:
             return console.error_instances(session, **filters)
 
-    def console_tasks(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
+    def console_tasks(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
         """Open tasks across the system; filters: process, assignee, instance_id, unclaimable."""
         with self._console_read(user) as session:
             return console.open_tasks(session, **filters)
 
     def timers_overview(
-        self: "Engine", user: str | None = None, *, late_after: float = 60.0, limit: int = 50
+        self, user: str | None = None, *, late_after: float = 60.0, limit: int = 50
     ) -> dict[str, Any]:
         with self._console_read(user) as session:
             return console.timers_overview(
                 session, self.clock.now(), late_after=late_after, limit=limit
             )
 
-    def audit_events(self: "Engine", user: str | None = None, **filters: Any) -> dict[str, Any]:
+    def audit_events(self, user: str | None = None, **filters: Any) -> dict[str, Any]:
         """The audit trail across the system. Filters: username, unit, process, instance_id,
         kind (one or a list), since, until (ISO dates or date-times), page, per_page."""
         with self._console_read(user) as session:
             return console.audit_search(session, **filters)
 
-    def audit_kinds(self: "Engine", user: str | None = None) -> list[str]:
+    def audit_kinds(self, user: str | None = None) -> list[str]:
         with self._console_read(user) as session:
             return console.event_kinds(session)
 
-    def reset_targets(self: "Engine", instance_id: int, user: str | None = None) -> list[dict]:
+    def reset_targets(self, instance_id: int, user: str | None = None) -> list[dict]:
         """The earlier steps an instance can be reset to: {element, title}."""
         with self._console_read(user) as session:
             instance = (
@@ -95,7 +97,7 @@ class ConsoleCommands:
 
     # --------------------------------------------------------------- bulk
     def bulk(
-        self: "Engine",
+        self,
         action: str,
         ids: list[Any],
         *,
@@ -136,7 +138,7 @@ class ConsoleCommands:
         return {"action": action, "done": done, "failed": len(results) - done, "results": results}
 
     def _bulk_one(
-        self: "Engine", action: str, target: Any, user: str | None, reason: str, to: str | None
+        self, action: str, target: Any, user: str | None, reason: str, to: str | None
     ) -> dict[str, Any]:
         try:
             if action == "retry":
@@ -157,7 +159,7 @@ class ConsoleCommands:
         return {"id": target, "ok": True, "message": "已完成", **_brief(answer)}
 
     # -------------------------------------------------------------- timers
-    def retry_timer(self: "Engine", timer_id: int, *, user: str | None, reason: str | None) -> dict:
+    def retry_timer(self, timer_id: int, *, user: str | None, reason: str | None) -> dict:
         """Put a failed timer back in the queue; the next worker loop fires it again."""
         reason = self._console_reason(reason)
         with self._console_command(user) as (session, ctx):
@@ -180,17 +182,17 @@ class ConsoleCommands:
             return {"id": row.id, "state": row.state, "due_at": row.due_at.isoformat()}
 
     # ----------------------------------------------------- administration
-    def directory_overview(self: "Engine", user: str | None = None) -> dict[str, Any]:
+    def directory_overview(self, user: str | None = None) -> dict[str, Any]:
         with self._console_read(user) as session:
             return administration.overview(session)
 
-    def create_user(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
+    def create_user(self, fields: dict[str, Any], *, user: str | None) -> dict:
         with self._console_command(user) as (session, ctx):
             created = administration.create_user(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.user_dict(created)
 
     def update_user(
-        self: "Engine", username: str, fields: dict[str, Any], *, user: str | None
+        self, username: str, fields: dict[str, Any], *, user: str | None
     ) -> dict[str, Any]:
         with self._console_command(user) as (session, ctx):
             row = administration.existing_user(session, username)
@@ -200,7 +202,7 @@ class ConsoleCommands:
             return administration.user_dict(changed)
 
     def deactivate_user(
-        self: "Engine", username: str, *, user: str | None, reason: str | None
+        self, username: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         """Deactivate; the user's open tasks go back to their unit's pool."""
         reason = self._console_reason(reason)
@@ -210,7 +212,7 @@ class ConsoleCommands:
             return {**administration.user_dict(row), "tasks_returned": returned}
 
     def activate_user(
-        self: "Engine", username: str, *, user: str | None, reason: str | None
+        self, username: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         reason = self._console_reason(reason)
         with self._console_command(user) as (session, ctx):
@@ -219,7 +221,7 @@ class ConsoleCommands:
             return administration.user_dict(row)
 
     def sign_out_everywhere(
-        self: "Engine", username: str, *, user: str | None, reason: str | None
+        self, username: str, *, user: str | None, reason: str | None
     ) -> dict[str, Any]:
         """强制退出: end every page session and API token of `username` (audited)."""
         reason = self._console_reason(reason)
@@ -227,19 +229,19 @@ class ConsoleCommands:
             row = administration.existing_user(session, username)
             return administration.sign_out_everywhere(session, row, reason, ctx.now, ctx.actor_id)
 
-    def import_users(self: "Engine", content: bytes, *, user: str | None) -> dict[str, Any]:
+    def import_users(self, content: bytes, *, user: str | None) -> dict[str, Any]:
         """Users from an .xlsx sheet (columns 用户名, 姓名, 单位, 角色, 密码): all or none."""
         with self._console_command(user) as (session, ctx):
             created = user_import.import_users(session, content, ctx.now, ctx.actor_id)
             return {"imported": len(created), "users": created}
 
-    def create_unit(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
+    def create_unit(self, fields: dict[str, Any], *, user: str | None) -> dict:
         with self._console_command(user) as (session, ctx):
             unit = administration.create_unit(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.unit_dict(session, unit)
 
     def update_unit(
-        self: "Engine", unit: str | int, fields: dict[str, Any], *, user: str | None
+        self, unit: str | int, fields: dict[str, Any], *, user: str | None
     ) -> dict[str, Any]:
         with self._console_command(user) as (session, ctx):
             row = administration.find_unit(session, unit)
@@ -250,14 +252,12 @@ class ConsoleCommands:
             )
             return administration.unit_dict(session, changed)
 
-    def create_role(self: "Engine", fields: dict[str, Any], *, user: str | None) -> dict:
+    def create_role(self, fields: dict[str, Any], *, user: str | None) -> dict:
         with self._console_command(user) as (session, ctx):
             role = administration.create_role(session, _fields(fields), ctx.now, ctx.actor_id)
             return administration.role_dict(role)
 
-    def update_role(
-        self: "Engine", name: str, fields: dict[str, Any], *, user: str | None
-    ) -> dict[str, Any]:
+    def update_role(self, name: str, fields: dict[str, Any], *, user: str | None) -> dict[str, Any]:
         with self._console_command(user) as (session, ctx):
             role = administration.existing_role(session, name)
             changed = administration.update_role(
@@ -267,7 +267,7 @@ class ConsoleCommands:
 
     # ------------------------------------------------------ health, workers
     def worker_heartbeat(
-        self: "Engine",
+        self,
         *,
         name: str | None = None,
         interval: float = 5.0,
@@ -299,7 +299,7 @@ class ConsoleCommands:
             row.stopped_at = ctx.now if stopping else None
         return name
 
-    def health(self: "Engine", user: str | None = None) -> dict[str, Any]:
+    def health(self, user: str | None = None) -> dict[str, Any]:
         """Database, workers alive, queue depth and the main counts. Raises if the database
         cannot be reached (the caller reports that)."""
         now = self.clock.now()
@@ -316,8 +316,8 @@ class ConsoleCommands:
             problems.append(f"有 {figures['queue_depth']} 个到期定时器尚未触发")
         if figures["timers"].get("failed"):
             problems.append(f"有 {figures['timers']['failed']} 个定时器触发失败")
-        if figures["instances"].get("error"):
-            problems.append(f"有 {figures['instances']['error']} 个流程实例出错")
+        if figures["instances"].get(InstanceStatus.ERROR):
+            problems.append(f"有 {figures['instances'][InstanceStatus.ERROR]} 个流程实例出错")
         return {
             "status": "ok" if not problems else "warning",
             "database": "ok",
@@ -330,20 +330,20 @@ class ConsoleCommands:
 
     # ------------------------------------------------------------- helpers
     @contextmanager
-    def _console_read(self: "Engine", user: str | None) -> Iterator[Session]:
+    def _console_read(self, user: str | None) -> Iterator[Session]:
         """A read session for a console reader (see `_require_console`)."""
         with self.read_session() as session:
             self._require_console(session, user)
             yield session
 
     @contextmanager
-    def _console_command(self: "Engine", user: str | None) -> Iterator[tuple[Session, "Context"]]:
+    def _console_command(self, user: str | None) -> Iterator[tuple[Session, "Context"]]:
         """One transaction of a console command (see `_require_console`)."""
         with self.command(user) as (session, ctx):
             self._require_console(session, user)
             yield session, ctx
 
-    def _require_console(self: "Engine", session: Session, user: str | None) -> None:
+    def _require_console(self, session: Session, user: str | None) -> None:
         """Only 系统管理员 (or the system itself, user None) uses the console."""
         actor = self.actor(session, user)
         if actor is not None and not actor.is_admin:

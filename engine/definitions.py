@@ -254,7 +254,7 @@ class _naming:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> None:
         if isinstance(exc, ValidationException):
             element = getattr(exc, "id", "") or getattr(exc, "name", "") or None
             line = getattr(exc, "line_number", "")
@@ -265,7 +265,7 @@ class _naming:
                 file=getattr(exc, "file_name", "") or self.file,
                 element=element,
             ) from exc
-        return False
+        return None
 
 
 _KNOWN_MESSAGES = {

@@ -7,14 +7,15 @@ processes; `deploy_draft` deploys exactly the files that passed, in one transact
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import audit, definitions, designer, migration
+from . import audit, definitions, designer, migration, scenarios
 from . import designer_queries as queries
+from .base import EngineBase
 from .bpmn import load_state
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .models import (
@@ -25,25 +26,23 @@ from .models import (
 )
 from .runtime import load_run
 from .start_timers import schedule_start_timers
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .status import InstanceStatus
 
 DESIGNER_ROLES = frozenset({"流程设计员", "系统管理员"})
 ANY_DRAFT = object()  # save_draft without a concurrency check (scripts, tests)
 
 
-class DesignerCommands:
+class DesignerCommands(EngineBase):
     """Mixed into `Engine`: what the process designer (流程设计员) does."""
 
     # ------------------------------------------------------------ reading
-    def designer_processes(self: "Engine", user: str | None = None) -> list[dict[str, Any]]:
+    def designer_processes(self, user: str | None = None) -> list[dict[str, Any]]:
         """Every process with its versions (who deployed each, when, instances per status)."""
         with self.read_session() as session:
             self._require_designer(session, user)
             return queries.process_list(session)
 
-    def process_versions(self: "Engine", key: str, user: str | None = None) -> dict[str, Any]:
+    def process_versions(self, key: str, user: str | None = None) -> dict[str, Any]:
         with self.read_session() as session:
             self._require_designer(session, user)
             found = [p for p in queries.process_list(session, key) if p["key"] == key]
@@ -51,15 +50,13 @@ class DesignerCommands:
                 raise NotFound(f"流程 {key} 不存在")
             return found[0]
 
-    def designer_roles(self: "Engine", user: str | None = None) -> list[str]:
+    def designer_roles(self, user: str | None = None) -> list[str]:
         """The roles a lane may name (the directory's roles)."""
         with self.read_session() as session:
             self._require_designer(session, user)
             return sorted(session.scalars(select(Role.name)))
 
-    def version_files(
-        self: "Engine", key: str, version: int, user: str | None = None
-    ) -> dict[str, Any]:
+    def version_files(self, key: str, version: int, user: str | None = None) -> dict[str, Any]:
         """The files of one deployed version's bundle, as a draft would start from them."""
         with self.read_session() as session:
             self._require_designer(session, user)
@@ -71,7 +68,7 @@ class DesignerCommands:
                 "files": queries.bundle_files(session, row),
             }
 
-    def draft(self: "Engine", key: str, user: str | None = None) -> dict[str, Any]:
+    def draft(self, key: str, user: str | None = None) -> dict[str, Any]:
         """The saved draft, or (not yet saved) the files of the latest version."""
         with self.read_session() as session:
             self._require_designer(session, user)
@@ -95,7 +92,7 @@ class DesignerCommands:
 
     # ----------------------------------------------------------- drafting
     def save_draft(
-        self: "Engine",
+        self,
         key: str,
         files: Any,
         *,
@@ -129,7 +126,7 @@ class DesignerCommands:
                 raise Conflict("草稿已被他人同时创建，请刷新页面后再改") from exc
             return queries.draft_summary(session, row)
 
-    def discard_draft(self: "Engine", key: str, *, user: str | None = None) -> None:
+    def discard_draft(self, key: str, *, user: str | None = None) -> None:
         with self.command(user) as (session, ctx):
             self._require_designer(session, user)
             row = queries.draft_row(session, key)
@@ -140,7 +137,7 @@ class DesignerCommands:
                 session, "draft_discarded", ctx.now, actor_id=ctx.actor_id, detail={"process": key}
             )
 
-    def check_draft(self: "Engine", key: str, *, user: str | None = None) -> dict[str, Any]:
+    def check_draft(self, key: str, *, user: str | None = None) -> dict[str, Any]:
         """Parse, lint and run the scenarios of the saved draft; the result is kept with it."""
         with self.read_session() as session:
             self._require_designer(session, user)
@@ -165,7 +162,7 @@ class DesignerCommands:
         return result
 
     def _check_files(
-        self: "Engine",
+        self,
         key: str,
         files: dict[str, str],
         roles: set[str],
@@ -199,10 +196,8 @@ class DesignerCommands:
         }
 
     def _run_scenarios(
-        self: "Engine", files: dict[str, str], directory_doc: dict[str, Any], others: list[Any]
+        self, files: dict[str, str], directory_doc: dict[str, Any], others: list[Any]
     ) -> list[Any]:
-        from . import scenarios  # imports Engine: only when a check runs
-
         with tempfile.TemporaryDirectory(prefix="duban-draft-") as tmp:
             root = Path(tmp)
             folders = []
@@ -214,7 +209,7 @@ class DesignerCommands:
             if not found:
                 return []
 
-            def prepare(engine: "Engine") -> None:
+            def prepare(engine: scenarios.ScenarioEngine) -> None:
                 engine.load_directory(directory_doc, "check")
                 for folder in folders:
                     engine.deploy(folder)
@@ -225,17 +220,18 @@ class DesignerCommands:
                 if url.get_backend_name() == "postgresql"
                 else None
             )
-            template = scenarios.TemplateDatabase(base, prepare)
+            make_engine = cast(scenarios.EngineFactory, type(self))  # the whole Engine
+            template = scenarios.TemplateDatabase(base, prepare, make_engine)
             try:
                 outcomes = []
                 for scenario in found:
                     with template.copy() as copy_url:
-                        outcomes.append(scenarios.run(scenario, copy_url))
+                        outcomes.append(scenarios.run(scenario, copy_url, make_engine))
                 return outcomes
             finally:
                 template.close()
 
-    def deploy_draft(self: "Engine", key: str, *, user: str | None = None) -> dict[str, Any]:
+    def deploy_draft(self, key: str, *, user: str | None = None) -> dict[str, Any]:
         """Deploy the draft that passed its check; all of it in one transaction, or nothing."""
         with self.command(user) as (session, ctx):
             self._require_designer(session, user)
@@ -276,7 +272,7 @@ class DesignerCommands:
 
     # --------------------------------------------------------------- diff
     def diff_versions(
-        self: "Engine", key: str, old: int, new: int, user: str | None = None
+        self, key: str, old: int, new: int, user: str | None = None
     ) -> dict[str, Any]:
         """Elements added, removed and changed from version `old` to version `new`."""
         with self.read_session() as session:
@@ -290,7 +286,7 @@ class DesignerCommands:
 
     # ---------------------------------------------------------- migration
     def migration_check(
-        self: "Engine", key: str, *, to_version: int | None = None, user: str | None = None
+        self, key: str, *, to_version: int | None = None, user: str | None = None
     ) -> dict[str, Any]:
         """Which running instances of older versions can move to `to_version` (default latest)."""
         with self.read_session() as session:
@@ -302,7 +298,7 @@ class DesignerCommands:
                 .join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
                 .where(
                     ProcessInstance.process_key == key,
-                    ProcessInstance.status.in_(migration.MOVABLE_STATUSES + ("error",)),
+                    ProcessInstance.status.in_((*migration.MOVABLE_STATUSES, InstanceStatus.ERROR)),
                     ProcessVersion.version < target_row.version,
                 )
                 .order_by(ProcessInstance.id)
@@ -320,7 +316,7 @@ class DesignerCommands:
             return {"key": key, "target_version": target_row.version, "instances": found}
 
     def migrate_instances(
-        self: "Engine",
+        self,
         instance_ids: list[int],
         *,
         to_version: int | None = None,
@@ -340,7 +336,7 @@ class DesignerCommands:
         return results
 
     def _migrate_one(
-        self: "Engine",
+        self,
         instance_id: int,
         to_version: int | None,
         user: str | None,
@@ -378,7 +374,7 @@ class DesignerCommands:
                 "notes": notes,
             }
 
-    def _require_designer(self: "Engine", session: Session, user: str | None) -> None:
+    def _require_designer(self, session: Session, user: str | None) -> None:
         actor = self.actor(session, user)
         if actor is not None and not (actor.roles & DESIGNER_ROLES):
             raise Forbidden("只有流程设计员或系统管理员可以执行此操作")

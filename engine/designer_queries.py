@@ -17,6 +17,7 @@ from .models import (
     Unit,
     User,
 )
+from .status import LIVE_STATUSES
 
 
 def draft_row(session: Session, key: str) -> ProcessDraft | None:
@@ -104,7 +105,7 @@ def directory(session: Session) -> dict[str, Any]:
                 "name": u.name,
                 "code": u.code,
                 "kind": u.kind,
-                "parent": codes.get(u.parent_id),
+                "parent": codes.get(u.parent_id) if u.parent_id else None,
                 "attributes": u.attributes,
             }
             for u in units
@@ -113,7 +114,7 @@ def directory(session: Session) -> dict[str, Any]:
             {
                 "username": u.username,
                 "name": u.display_name,
-                "unit": codes.get(u.unit_id),
+                "unit": codes.get(u.unit_id) if u.unit_id else None,
                 "roles": u.role_names,
             }
             for u in session.scalars(select(User).where(User.active).order_by(User.id))
@@ -150,7 +151,7 @@ def process_list(session: Session, key: str | None = None) -> list[dict[str, Any
                 "deployed_at": version.deployed_at.isoformat(),
                 "deployed_by": deployed_by,
                 "instances": by_status,
-                "running": by_status.get("running", 0) + by_status.get("suspended", 0),
+                "running": sum(by_status.get(status, 0) for status in LIVE_STATUSES),
             }
         )
     for draft_key, draft in drafts.items():

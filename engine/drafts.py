@@ -3,9 +3,10 @@
 A draft is personal scratch, not workflow state: saving one writes no audit event."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from .models import TaskDraft
@@ -37,7 +38,8 @@ def discard(session: Session, task_id: str, user_id: int | None = None) -> int:
     query = delete(TaskDraft).where(TaskDraft.task_id == task_id)
     if user_id is not None:
         query = query.where(TaskDraft.user_id == user_id)
-    return session.execute(query).rowcount or 0
+    result = cast("CursorResult[Any]", session.execute(query))  # DML: a row count
+    return result.rowcount or 0
 
 
 def as_dict(row: TaskDraft) -> dict[str, Any]:

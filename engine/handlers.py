@@ -6,55 +6,15 @@ reached the service task, in the same transaction. processes/README.md documents
 designers.
 """
 
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
-from . import audit, directory, documents, items, notifications, reports, urging
-from .bpmn import json_safe
+from . import audit, directory, documents, items, notifications, urging
 from .errors import EngineError
 from .models import HumanTask, ProcessVersion, Unit
-
-if TYPE_CHECKING:
-    from .runtime import Run
-
-Handler = Callable[["Run", dict[str, Any]], Any]
-HANDLERS: dict[str, Handler] = {}
-_current_run: ContextVar["Run | None"] = ContextVar("duban_current_run", default=None)
-
-
-def handler(name: str) -> Callable[[Handler], Handler]:
-    def register(function: Handler) -> Handler:
-        HANDLERS[name] = function
-        return function
-
-    return register
-
-
-@contextmanager
-def serving(run: "Run") -> Iterator[None]:
-    """Service tasks reached while this runs belong to `run`."""
-    token = _current_run.set(run)
-    try:
-        yield
-    finally:
-        _current_run.reset(token)
-
-
-def call_service(name: str, params: dict[str, Any]) -> str:
-    """The sandbox's service caller: dispatch to the registered handler, answer JSON."""
-    run = _current_run.get()
-    function = HANDLERS.get(name)
-    if function is None:
-        raise LookupError(f"未知的服务任务处理程序“{name}”，可用：{'、'.join(sorted(HANDLERS))}")
-    if run is None:
-        raise RuntimeError("服务任务只能在流程命令中运行")
-    values = {key: param.get("value") for key, param in params.items()}
-    return json.dumps(json_safe(function(run, values)), ensure_ascii=False)
+from .runtime import Run, start_instance  # the same start path as a person's start
+from .service_tasks import handler
 
 
 def _require(values: dict[str, Any], *names: str) -> None:
@@ -65,10 +25,8 @@ def _require(values: dict[str, Any], *names: str) -> None:
 
 # ----------------------------------------------------------------- handlers
 @handler("start_process")
-def start_process(run: "Run", values: dict[str, Any]) -> list[int]:
+def start_process(run: Run, values: dict[str, Any]) -> list[int]:
     """Start child instances of `process`: one per dict in `items`, or one with `data`."""
-    from .engine import start_instance  # the same start path as a person's start
-
     _require(values, "process")
     session, ctx = run.session, run.ctx
     version = session.scalars(
@@ -110,7 +68,7 @@ def start_process(run: "Run", values: dict[str, Any]) -> list[int]:
 
 
 @handler("record_item")
-def record_item(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+def record_item(run: Run, values: dict[str, Any]) -> dict[str, Any]:
     """Create or update this instance's tracked item (a ledger row)."""
     _require(values, "kind")
     fields = values.get("fields") or {}
@@ -135,7 +93,7 @@ def record_item(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
 
 
 @handler("notify")
-def notify(run: "Run", values: dict[str, Any]) -> int:
+def notify(run: Run, values: dict[str, Any]) -> int:
     """In-app notifications to a role (optionally in one unit) and/or named users."""
     _require(values, "title")
     session = run.session
@@ -162,7 +120,7 @@ def notify(run: "Run", values: dict[str, Any]) -> int:
 
 
 @handler("urge")
-def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
+def urge(run: Run, values: dict[str, Any]) -> dict[str, int]:
     """催办 an open user task of this instance. `escalate` lists roles to tell as well
     (`角色@unit` narrows a role to the task's unit), or is true for the process's
     `escalate_to` from duban.toml."""
@@ -195,7 +153,7 @@ def urge(run: "Run", values: dict[str, Any]) -> dict[str, int]:
     return {"urged": len(tasks), "notified": sent}
 
 
-def _escalation_roles(run: "Run", escalate: Any) -> list[str]:
+def _escalation_roles(run: Run, escalate: Any) -> list[str]:
     if not escalate:
         return []
     if isinstance(escalate, list):
@@ -218,38 +176,14 @@ def _escalation_people(session: Any, task: HumanTask, escalate_to: list[str]) ->
 
 
 @handler("list_units")
-def list_units(run: "Run", values: dict[str, Any]) -> list[dict[str, Any]]:
+def list_units(run: Run, values: dict[str, Any]) -> list[dict[str, Any]]:
     _require(values, "kind")
     rows = run.session.scalars(select(Unit).where(Unit.kind == values["kind"]).order_by(Unit.id))
     return [{"code": u.code, "name": u.name, "kind": u.kind, **(u.attributes or {})} for u in rows]
 
 
-@handler("item_report")
-def item_report(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
-    _require(values, "kind")
-    return items.report(run.session, str(values["kind"]), run.ctx.now, run.ctx.calendar)
-
-
 @handler("render_document")
-def render_document(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
+def render_document(run: Run, values: dict[str, Any]) -> dict[str, Any]:
     """Render a .docx template deployed with this process and keep it with the instance."""
     _require(values, "kind", "template")
     return documents.render_for(run, values)
-
-
-@handler("period_report")
-def period_report(run: "Run", values: dict[str, Any]) -> dict[str, Any]:
-    """Figures of one month (`period` = `YYYY-MM`) or year (`YYYY`), ranked by unit, from SQL."""
-    _require(values, "kind", "period")
-    try:
-        period = reports.Period.parse(str(values["period"]))
-    except ValueError as exc:
-        raise EngineError(str(exc)) from exc
-    return reports.period_report(
-        run.session,
-        str(values["kind"]),
-        period,
-        run.ctx.now,
-        run.ctx.calendar,
-        rectification_kind=str(values.get("rectification_kind") or "整改任务"),
-    )

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 from .approval_steps import listed
 from .errors import InvalidData
 from .models import HumanTask, Role, Unit, User, user_role
+from .status import TaskRowKind
 
-# The roles that run the system rather than the county's work (engine.ADMIN_ROLE and
+# The roles that run the system rather than the county's work (actor.ADMIN_ROLE and
 # designer_commands.DESIGNER_ROLES): holding one never makes anyone eligible for a step.
 SYSTEM_ROLES = frozenset({"系统管理员", "流程设计员"})
 TRANSFER_ROLES = "transferRoles"
@@ -62,7 +63,7 @@ def rule(
     """The rule for `row`, a step (or a 加签 signature: the rule of the step it signs), with
     the step's BPMN `properties`; `fellows`: the ids of the other votes of its 会签."""
     step = row
-    if row.kind == "sign" and row.parent_task_id:
+    if row.kind == TaskRowKind.SIGN and row.parent_task_id:
         step = session.get(HumanTask, row.parent_task_id) or row
     narrowed = bool(properties.get("unit")) or step.unit_id is not None
     found = Rule(unit_id=step.unit_id)
@@ -89,7 +90,7 @@ def _fellow_approvers(session: Session, fellows: list[str]) -> set[int]:
         return set()
     rows = session.execute(
         select(HumanTask.assignee_id, HumanTask.completed_by_id).where(
-            HumanTask.id.in_(fellows), HumanTask.kind == "task"
+            HumanTask.id.in_(fellows), HumanTask.kind == TaskRowKind.TASK
         )
     ).all()
     return {i for row in rows for i in row if i is not None}

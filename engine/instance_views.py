@@ -6,6 +6,7 @@ from SpiffWorkflow import TaskState
 from sqlalchemy import ColumnElement, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from .actor import Actor
 from .bpmn import load_state
 from .errors import Forbidden, InvalidData, NotFound
 from .models import (
@@ -19,12 +20,12 @@ from .models import (
     TrackedItem,
     User,
 )
+from .status import InstanceStatus
 
 if TYPE_CHECKING:
     from .definitions import SpecCache
-    from .engine import Actor
 
-STATUSES = ("running", "completed", "error", "suspended", "terminated")
+STATUSES = tuple(InstanceStatus)  # running, completed, error, suspended, terminated
 
 
 def visible(actor: "Actor") -> ColumnElement[bool]:

@@ -8,12 +8,12 @@ expressible in SQL (see `light_filter`), so ledgers can filter by light without 
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, not_, or_, select
+from sqlalchemy import Select, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from . import directory, lights
 from .errors import EngineError
-from .models import TrackedItem, Unit
+from .models import TrackedItem
 from .workdays import BEIJING, WorkdayCalendar
 
 
@@ -182,8 +182,8 @@ def light(item: TrackedItem, now: datetime, calendar: WorkdayCalendar) -> str:
 
 
 def light_filter(
-    query: Select[Any], wanted: str, now: datetime, calendar: WorkdayCalendar
-) -> Select[Any]:
+    query: Select[*tuple[Any, ...]], wanted: str, now: datetime, calendar: WorkdayCalendar
+) -> Select[*tuple[Any, ...]]:
     """Narrow a query over TrackedItem to one light, in SQL: the same rule as `light`.
     Every comparison is guarded against NULL, or NOT(NULL) would drop rows from green."""
     deadline, report_due = TrackedItem.deadline, TrackedItem.next_report_due
@@ -217,61 +217,4 @@ def summary(
         "overdue_count": item.overdue_count,
         "closed_at": item.closed_at.isoformat() if item.closed_at else None,
         "light": light(item, now, calendar),
-    }
-
-
-# ------------------------------------------------------------------- reports
-def report(session: Session, kind: str, now: datetime, calendar: WorkdayCalendar) -> dict[str, Any]:
-    """Live figures for a bulletin: per lead unit, and the red / yellow lists."""
-    units = dict(session.execute(select(Unit.id, Unit.name)).all())
-    items = list(session.scalars(select(TrackedItem).where(TrackedItem.kind == kind)))
-    by_unit: dict[str, dict[str, Any]] = {}
-    for item in items:
-        row = by_unit.setdefault(
-            units.get(item.lead_unit_id or 0, "未指定"),
-            {
-                "total": 0,
-                "closed": 0,
-                "closed_on_time": 0,
-                "red": 0,
-                "yellow": 0,
-                "missed_reports": 0,
-            },
-        )
-        colour = light(item, now, calendar)
-        row["total"] += 1
-        if colour != "green":
-            row[colour] += 1
-        if item.closed_at is not None:
-            row["closed"] += 1
-            on_time = item.deadline is None or item.closed_at <= item.deadline
-            row["closed_on_time"] += int(on_time)
-        elif item.next_report_due is not None and item.next_report_due < now:
-            row["missed_reports"] += 1
-    for row in by_unit.values():
-        row["on_time_rate"] = (
-            round(row["closed_on_time"] / row["closed"], 4) if row["closed"] else None
-        )
-    listed = [summary(i, units, now, calendar) for i in items]
-    closed = [i for i in items if i.closed_at is not None]
-    on_time = sum(1 for i in closed if i.deadline is None or i.closed_at <= i.deadline)
-    open_rectifications = (
-        session.scalar(
-            select(func.count())
-            .select_from(TrackedItem)
-            .where(TrackedItem.kind == "整改任务", TrackedItem.closed_at.is_(None))
-        )
-        or 0
-    )
-    return {
-        "kind": kind,
-        "as_of": now.astimezone(BEIJING).isoformat(timespec="minutes"),
-        "total": len(items),
-        "closed": len(closed),
-        "on_time_rate": round(on_time / len(closed), 4) if closed else None,
-        "by_unit": [{"unit": name, **row} for name, row in sorted(by_unit.items())],
-        "red": [i["title"] for i in listed if i["light"] == "red"],
-        "yellow": [i["title"] for i in listed if i["light"] == "yellow"],
-        "missed_reports": sum(r["missed_reports"] for r in by_unit.values()),
-        "open_rectifications": open_rectifications,
     }

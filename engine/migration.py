@@ -25,9 +25,10 @@ from .assignment import properties
 from .bpmn import SERIALIZER, dump_state, load_state
 from .definitions import FORM_PROPERTY, LoadedVersion, bpmn_file_of, resolve_form
 from .models import HumanTask
+from .status import LIVE_STATUSES, OPEN_STATES, TaskRowKind
 
 LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
-MOVABLE_STATUSES = ("running", "suspended")
+MOVABLE_STATUSES = LIVE_STATUSES  # running or suspended
 
 
 @dataclass
@@ -150,8 +151,8 @@ def retitle_open_tasks(run: Any) -> None:
     rows = run.session.scalars(
         select(HumanTask).where(
             HumanTask.instance_id == run.instance.id,
-            HumanTask.state.in_(("open", "waiting")),
-            HumanTask.kind == "task",
+            HumanTask.state.in_(OPEN_STATES),
+            HumanTask.kind == TaskRowKind.TASK,
         )
     )
     for row in rows:

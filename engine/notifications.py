@@ -2,9 +2,10 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from .models import Notification
@@ -81,4 +82,7 @@ def mark_read(session: Session, user_id: int, ids: Iterable[int] | None, at: dat
     )
     if ids is not None:
         query = query.where(Notification.id.in_(list(ids)))
-    return session.execute(query.values(read_at=at)).rowcount or 0
+    result = cast(
+        "CursorResult[Any]", session.execute(query.values(read_at=at))
+    )  # DML: a row count
+    return result.rowcount or 0

@@ -27,7 +27,7 @@ exposes them (approval_commands.py); the JSON API maps them to `/tasks/<id>/…`
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -46,12 +46,11 @@ from . import (
     rewind,
     signing,
 )
+from .actor import Actor
 from .errors import Conflict, InvalidData
 from .models import HumanTask, User
 from .runtime import Run
-
-if TYPE_CHECKING:
-    from .engine import Actor
+from .status import OPEN_STATES, Delegation, TaskRowKind
 
 
 def complete(
@@ -62,13 +61,13 @@ def complete(
     actor_id = actor.id if actor else run.ctx.actor_id
     if actor is not None:
         acting.check_may_act(run.session, row, actor)
-    if row.kind == "sign":
+    if row.kind == TaskRowKind.SIGN:
         step = acting.task_row(run.session, row.parent_task_id or "")
         forms.check_fields(run.form_of(step), data)  # a signer's data stays on their own row
         return signing.sign(run, row, data, actor_id, opinion)
     task = run.ready_task(row.id)
     data = forms.accept(run.form_of(row), data, task.data)
-    if row.delegation == "pending":
+    if row.delegation == Delegation.PENDING:
         return resolve(run, row, data, actor_id, opinion)
     if data.get("decision") == "return" and rewind.own_step(task) is not task:
         reason = acting.require_text(data.get("reason") or opinion, "reason", "请填写退回原因")
@@ -115,9 +114,9 @@ def delegate(
     may_hold: handover.Rule,
 ) -> dict[str, Any]:
     _check_handover(session, row, actor, to, may_hold)
-    if row.kind != "task":
+    if row.kind != TaskRowKind.TASK:
         raise Conflict("加签任务不能委派")
-    row.owner_id, row.assignee_id, row.delegation = actor.id, to.id, "pending"
+    row.owner_id, row.assignee_id, row.delegation = actor.id, to.id, Delegation.PENDING
     row.acted_at = row.acted_at or now
     _handed_over(session, now, row, actor, to, "delegate", opinion)
     notifications.notify(
@@ -141,7 +140,7 @@ def resolve(
     task = run.ready_task(row.id)
     before = dict(task.data)
     task.data.update(data)
-    row.assignee_id, row.delegation = row.owner_id, "resolved"
+    row.assignee_id, row.delegation = row.owner_id, Delegation.RESOLVED
     audit.record_task(
         session,
         "task_delegation_resolved",
@@ -172,7 +171,7 @@ def reassign(
     """An administrator gives any open task to someone; a pending delegation ends with it.
     Deliberately not bound by who may hold the step (handover.py): reassigning is how an
     administrator repairs a task nobody may hold (its unit not found, its people gone)."""
-    acting.require_state(row, "open", "waiting")
+    acting.require_state(row, *OPEN_STATES)
     before = row.assignee_id
     row.assignee_id, row.owner_id, row.delegation = to.id, None, None
     audit.record_task(
@@ -209,7 +208,7 @@ def _check_handover(
 ) -> None:
     acting.require_state(row)
     acting.check_may_act(session, row, actor)
-    if row.delegation == "pending":
+    if row.delegation == Delegation.PENDING:
         raise Conflict("委派中的任务不能再转办或委派，请等待被委派人处理")
     if to.id == actor.id:
         raise InvalidData("不能交给自己", {"to": "不能交给自己"})
@@ -254,7 +253,7 @@ def copy_task(
 ) -> dict[str, Any]:
     """The person handling (or who handled) a step copies its instance to others."""
     if row.completed_by_id != actor.id and not actor.is_admin:
-        acting.require_state(row, "open", "waiting")
+        acting.require_state(row, *OPEN_STATES)
         acting.check_may_act(session, row, actor)
     copied = copies.copy(session, now, row, [u.id for u in users], actor.id, opinion)
     names = acting.usernames(session, copied)

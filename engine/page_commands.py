@@ -1,22 +1,20 @@
 """`Engine`'s commands and reads for the web pages: task drafts, pickers, the dashboard."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
-from . import acting, dashboard, drafts
-from .errors import Conflict, Forbidden, InvalidData, NotFound
+from . import acting, drafts
+from .base import EngineBase
+from .errors import Conflict, InvalidData, NotFound
 from .models import HumanTask, Notification, ProcessInstance, ProcessVersion, Unit, User
 
-if TYPE_CHECKING:
-    from .engine import Engine
 
-
-class PageCommands:
+class PageCommands(EngineBase):
     """Mixed into `Engine`."""
 
     def save_task_draft(
-        self: "Engine",
+        self,
         task_id: str,
         data: dict[str, Any],
         *,
@@ -34,20 +32,18 @@ class PageCommands:
             acting.check_may_act(session, row, actor, "您不是该任务的办理人，不能保存草稿")
             return drafts.save(session, task_id, actor.id, data, opinion, ctx.now)
 
-    def task_draft(self: "Engine", task_id: str, user: str) -> dict[str, Any] | None:
+    def task_draft(self, task_id: str, user: str) -> dict[str, Any] | None:
         """`user`'s saved draft of an open task, or None."""
         with self.read_session() as session:
             user_id = session.scalar(select(User.id).where(User.username == user))
             return drafts.load(session, task_id, user_id) if user_id is not None else None
 
-    def discard_task_draft(
-        self: "Engine", task_id: str, user: str, *, everyone: bool = False
-    ) -> int:
+    def discard_task_draft(self, task_id: str, user: str, *, everyone: bool = False) -> int:
         with self.command(user) as (session, _ctx):
             actor = self._me(session, user)
             return drafts.discard(session, task_id, None if everyone else actor.id)
 
-    def directory_choices(self: "Engine") -> dict[str, list[dict[str, Any]]]:
+    def directory_choices(self) -> dict[str, list[dict[str, Any]]]:
         """Units and active people, for the unit/user pickers of forms."""
         with self.read_session() as session:
             units = session.execute(
@@ -67,27 +63,7 @@ class PageCommands:
             ],
         }
 
-    def dashboard(
-        self: "Engine",
-        user: str,
-        *,
-        leader_roles: tuple[str, ...] = (),
-        rectification_kind: str | None = None,
-    ) -> dict[str, Any]:
-        """The leaders' dashboard; only for roles that see every instance."""
-        with self.read_session() as session:
-            actor = self._me(session, user)
-            if not (actor.sees_all or actor.is_admin):
-                raise Forbidden("领导驾驶舱仅对指挥办和县指挥部领导开放")
-            return dashboard.overview(
-                session,
-                self.clock.now(),
-                self.calendar(session),
-                leader_roles=leader_roles,
-                rectification_kind=rectification_kind,
-            )
-
-    def unread_count(self: "Engine", user: str) -> int:
+    def unread_count(self, user: str) -> int:
         """Unread notifications, for the page header (one query on every page)."""
         with self.read_session() as session:
             return (
@@ -100,7 +76,7 @@ class PageCommands:
                 or 0
             )
 
-    def instance_labels(self: "Engine", instance_ids: list[int]) -> dict[int, dict[str, Any]]:
+    def instance_labels(self, instance_ids: list[int]) -> dict[int, dict[str, Any]]:
         """Titles and process names of instances, for lists that show task rows."""
         if not instance_ids:
             return {}
@@ -112,7 +88,7 @@ class PageCommands:
             ).all()
         return {r.id: {"title": r.title, "process_name": r.name} for r in rows}
 
-    def field_titles(self: "Engine", instance_id: int) -> dict[str, str]:
+    def field_titles(self, instance_id: int) -> dict[str, str]:
         """The Chinese titles of every form field of an instance's version, by key: the task
         page shows the data earlier steps produced under these names."""
         with self.read_session() as session:
@@ -133,7 +109,7 @@ class PageCommands:
         cache[version_id] = titles
         return titles
 
-    def completed_by(self: "Engine", task_id: str, user: str) -> bool:
+    def completed_by(self, task_id: str, user: str) -> bool:
         """Whether `user` completed this step (the task page then offers 撤回)."""
         with self.read_session() as session:
             actor = self._me(session, user)

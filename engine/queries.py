@@ -1,6 +1,7 @@
 """The read side: inboxes, task and instance views, startable processes. Plain SQL; listing never
 deserializes a workflow (only the single-instance and single-task views load one)."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -8,6 +9,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from . import approval_views, instance_views, items
+from .actor import Actor
 from .bpmn import json_safe, load_state
 from .errors import Forbidden, NotFound
 from .lights import light
@@ -22,11 +24,11 @@ from .models import (
     User,
 )
 from .runtime import current_data
+from .status import OPEN_STATES, TaskRowState
 from .workdays import WorkdayCalendar
 
 if TYPE_CHECKING:
     from .definitions import SpecCache
-    from .engine import Actor
 
 
 # ----------------------------------------------------------------- processes
@@ -84,7 +86,7 @@ def inbox(
 ) -> dict[str, Any]:
     """The actor's open tasks: assigned to them, or claimable by them. Soonest due first."""
     page, per_page = max(page, 1), min(max(per_page, 1), 500)
-    where = and_(HumanTask.state == "open", _visible_to(actor))
+    where = and_(HumanTask.state == TaskRowState.OPEN, _visible_to(actor))
     assignee = aliased(User)
     # Plain rows with just the listed columns: no ORM objects to build, the inbox stays cheap.
     rows = session.execute(
@@ -144,7 +146,7 @@ def task_summary(
         "state": task.state,
         "created_at": task.created_at.isoformat(),
         "due_at": task.due_at.isoformat() if task.due_at else None,
-        "light": light(task.due_at, now, calendar) if task.state == "open" else None,
+        "light": light(task.due_at, now, calendar) if task.state == TaskRowState.OPEN else None,
         "kind": task.kind,  # task | sign (a 加签 signature)
         "urge_count": task.urge_count,
         "returned": task.return_reason is not None,
@@ -180,7 +182,7 @@ def task_detail(
     detail["form"] = version.forms.get(task.form) if task.form else None
     detail["instructions"] = task.instructions
     detail["instance_revision"] = instance.revision
-    live = task.state in ("open", "waiting")
+    live = task.state in OPEN_STATES
     detail["data"] = (
         approval_views.fresh_opinions(
             session, task, version.forms, _task_data(instance, version, task)
@@ -297,7 +299,7 @@ def _child_ids(session: Session, instance_id: int) -> list[int]:
     )
 
 
-def _linked(session: Session, ids: list[int | None]) -> list[dict[str, Any]]:
+def _linked(session: Session, ids: Sequence[int | None]) -> list[dict[str, Any]]:
     """Parent or child instances as links: each end of a hand-off shows the other."""
     rows = session.execute(
         select(ProcessInstance, ProcessVersion.name)

@@ -5,21 +5,20 @@ SpiffWorkflow terms) and then re-open that step for the person who did it before
 earlier data filled in and, for a return, the reason shown on the task and sent to them.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 
 from . import acting, audit, directory, items, notifications, opinions, queries, rewind
+from .actor import Actor
 from .approval_steps import INITIATOR, listed, properties
 from .bpmn import json_safe
 from .errors import Conflict, Forbidden, InvalidData
 from .models import HumanTask, HumanTaskCandidate, Notification, Opinion
 from .runtime import Run, cancel_signers, current_data
-
-if TYPE_CHECKING:
-    from .engine import Actor
+from .status import Delegation, InstanceStatus, TaskRowKind, TaskRowState
 
 PREVIOUS = "previous"
 
@@ -34,14 +33,17 @@ def return_task(
 ) -> dict[str, Any]:
     """Return the step of `row` (or, for a signer's row, the step it signs) to an earlier one."""
     session, now = run.session, run.ctx.now
-    main = row if row.kind == "task" else acting.task_row(session, row.parent_task_id or "")
-    if main.delegation == "pending":
+    main = (
+        row if row.kind == TaskRowKind.TASK else acting.task_row(session, row.parent_task_id or "")
+    )
+    if main.delegation == Delegation.PENDING:
         raise Conflict("委派中的任务不能退回，请办理后交回委派人决定")
     task = run.ready_task(main.id)
     step = _choose(run, task, to)
     before = _ready_ids(run)
     for closing in {row.id: row, main.id: main}.values():
-        closing.state, closing.ended_at, closing.completed_by_id = "returned", now, actor_id
+        closing.state = TaskRowState.RETURNED
+        closing.ended_at, closing.completed_by_id = now, actor_id
         closing.acted_at = closing.acted_at or now
     cancel_signers(session, main, now)
     row.submitted = json_safe(data) if data else row.submitted
@@ -67,7 +69,7 @@ def return_task(
 
 def targets(run: Run, row: HumanTask) -> list[dict[str, Any]]:
     """Where the step of `row` may be returned to, for the 退回 dialog."""
-    task = run.ready_task(row.id if row.kind == "task" else row.parent_task_id or "")
+    task = run.ready_task(row.id if row.kind == TaskRowKind.TASK else row.parent_task_id or "")
     steps = rewind.targets(task)
     allowed = set(listed(properties(task.task_spec).get("returnTargets")))
     found = []
@@ -84,15 +86,15 @@ def targets(run: Run, row: HumanTask) -> list[dict[str, Any]]:
 def withdraw(run: Run, row: HumanTask, actor: "Actor", opinion: str | None) -> dict[str, Any]:
     """The completer takes a step back while nobody has acted on what it opened."""
     session, now = run.session, run.ctx.now
-    if row.kind != "task":
+    if row.kind != TaskRowKind.TASK:
         raise Conflict("加签意见不能撤回")
     if row.completed_by_id != actor.id:
         raise Forbidden("只有办理人本人可以撤回")
-    acting.require_state(row, "completed")
+    acting.require_state(row, TaskRowState.COMPLETED)
     task = _in_tree(run, row.id)
     next_rows = _untouched_next(run, task)
     before = _ready_ids(run)
-    row.state = "withdrawn"
+    row.state = TaskRowState.WITHDRAWN
     audit.record_task(
         session,
         "task_withdrawn",
@@ -134,7 +136,8 @@ def reset(run: Run, to: Any, actor_id: int | None, reason: str) -> dict[str, Any
         reason=reason,
         detail={"to": step.element, "to_title": step.title},
     )
-    run.instance.status, run.instance.error_message, run.instance.error_task = "running", None, None
+    run.instance.status = InstanceStatus.RUNNING
+    run.instance.error_message, run.instance.error_task = None, None
     run.operation = "重置"
     reopened = _restart(run, step.reset_point, before, reason)
     return {
@@ -233,9 +236,9 @@ def _earlier_row(run: Run, task: Any) -> HumanTask | None:
         select(HumanTask)
         .where(
             HumanTask.instance_id == run.instance.id,
-            HumanTask.kind == "task",
+            HumanTask.kind == TaskRowKind.TASK,
             HumanTask.name == rewind.element(task),
-            HumanTask.state.in_(("completed", "withdrawn")),
+            HumanTask.state.in_((TaskRowState.COMPLETED, TaskRowState.WITHDRAWN)),
         )
         .outerjoin(Opinion, Opinion.task_id == HumanTask.id)  # opinion ids order rows in time
         .order_by(Opinion.id.desc().nulls_last(), HumanTask.ended_at.desc())
@@ -259,7 +262,7 @@ def _approver(run: Run, task: Any) -> int | None:
 
 def _reopen_row(run: Run, task_id: str, prior: HumanTask | None, reason: str | None) -> None:
     row = run.session.get(HumanTask, task_id)
-    if row is None or row.state != "open":
+    if row is None or row.state != TaskRowState.OPEN:
         return
     row.return_reason = reason
     if prior is not None and row.assignee_id is None:
@@ -300,7 +303,7 @@ def _untouched_next(run: Run, task: Any) -> list[HumanTask]:
     if any(rewind.finished_human_tasks(task)):
         raise Conflict("下一步已办理，不能撤回")
     rows = [run.session.get(HumanTask, str(t.id)) for t in rewind.live_human_tasks(task)]
-    if any(r is None or r.state != "open" or r.acted_at is not None for r in rows):
+    if any(r is None or r.state != TaskRowState.OPEN or r.acted_at is not None for r in rows):
         raise Conflict("下一步已开始办理，不能撤回")
     return [r for r in rows if r is not None]
 

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow import TaskState
-from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -20,34 +20,19 @@ from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import assignment, audit, handlers, rewind
+from . import assignment, audit, rewind, service_tasks
 from .bpmn import dump_state, json_safe, load_state, running_at
-from .clock import Clock
 from .compaction import PrunedTask, compact
-from .definitions import LoadedVersion
+from .context import Context
+from .definitions import LoadedVersion, SpecCache
 from .errors import Conflict, NotFound, OperationFailed
 from .models import HumanTask, MessageSubscription, ProcessInstance, TaskHistory, Timer
-from .workdays import WorkdayCalendar
+from .status import LIVE_STATUSES, OPEN_STATES, InstanceStatus, TaskRowKind, TaskRowState
 
 # SpiffWorkflow fires a timer only when due < now; a command "at" T must also fire timers due at T.
 # Only the check is nudged: a timer that starts waiting counts from T itself, or its due time
 # would drift by the nudge and a command at exactly that due time would miss it.
 _TIMER_EPSILON = timedelta(microseconds=1)
-
-
-@dataclass
-class Context:
-    """What a command runs with: its clock, calendar, script engine and acting user."""
-
-    clock: Clock
-    calendar: WorkdayCalendar
-    script_engine: Any
-    actor_id: int | None = None
-    specs: Any = None  # the engine's SpecCache, for handlers that start other processes
-    now: datetime = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.now = self.clock.now()
 
 
 class _Instant:
@@ -75,7 +60,7 @@ class Run:
     # ------------------------------------------------------------- running
     def advance(self) -> None:
         """Run everything that needs no person, then catch up on due timers."""
-        with running_at(_Instant(self.ctx.now)), handlers.serving(self):
+        with running_at(_Instant(self.ctx.now)), service_tasks.serving(self):
             try:
                 # do_engine_steps may make a due timer READY without running it; only then, or
                 # while timers wait, is the catch-up loop needed (most commands have none).
@@ -117,7 +102,7 @@ class Run:
             ) from exc
         if not _designer_error(exc):
             raise exc
-        self.instance.status = "error"
+        self.instance.status = InstanceStatus.ERROR
         self.instance.error_message = f"{'“' + title + '”' if title else ''}运行出错：{message}"
         self.instance.error_task = str(task.id) if task is not None else None
         audit.record(
@@ -146,8 +131,8 @@ class Run:
     # -------------------------------------------------------------- saving
     def save(self) -> None:
         """Compact, mirror tasks/timers/messages into SQL, and store the new state."""
-        if self.instance.status in ("running", "suspended") and self.workflow.is_completed():
-            self.instance.status = "completed"
+        if self.instance.status in LIVE_STATUSES and self.workflow.is_completed():
+            self.instance.status = InstanceStatus.COMPLETED
             self.instance.ended_at = self.ctx.now
             audit.record(
                 self.session, "instance_completed", self.ctx.now, instance_id=self.instance.id
@@ -181,7 +166,7 @@ class Run:
 
     def _sync_human_tasks(self) -> None:
         ready = {}
-        if self.instance.status == "running" or self.instance.status == "suspended":
+        if self.instance.status in LIVE_STATUSES:
             ready = {
                 str(t.id): t
                 for t in live_tasks(self.workflow, TaskState.READY)
@@ -193,8 +178,8 @@ class Run:
             lambda: self.session.scalars(
                 select(HumanTask).where(
                     HumanTask.instance_id == self.instance.id,
-                    HumanTask.state.in_(("open", "waiting")),  # waiting: for its 加签 signers
-                    HumanTask.kind == "task",  # signers' rows mirror no workflow task
+                    HumanTask.state.in_(OPEN_STATES),  # waiting: for its 加签 signers
+                    HumanTask.kind == TaskRowKind.TASK,  # signers' rows mirror no workflow task
                 )
             ),
         )
@@ -202,7 +187,7 @@ class Run:
         for row in rows:
             known.add(row.id)
             if row.id not in ready:
-                row.state, row.ended_at = "cancelled", self.ctx.now
+                row.state, row.ended_at = TaskRowState.CANCELLED, self.ctx.now
                 cancel_signers(self.session, row, self.ctx.now)
         for task_id, task in ready.items():
             if task_id not in known:
@@ -222,7 +207,7 @@ class Run:
 
     def _sync_timers(self) -> None:
         waiting = {}
-        if self.instance.status in ("running", "suspended"):
+        if self.instance.status in LIVE_STATUSES:
             waiting = self._waiting(TimerEventDefinition)
         rows = {
             row.task_id: row
@@ -291,7 +276,7 @@ class Run:
 
     def _sync_messages(self) -> None:
         waiting = {}
-        if self.instance.status == "running":
+        if self.instance.status == InstanceStatus.RUNNING:
             waiting = self._waiting(MessageEventDefinition)
         rows = {
             row.task_id: row
@@ -338,8 +323,8 @@ def cancel_signers(session: Session, row: HumanTask, at: datetime) -> None:
     """A step that closes takes its open 加签 signatures with it."""
     session.execute(
         update(HumanTask)
-        .where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
-        .values(state="cancelled", ended_at=at)
+        .where(HumanTask.parent_task_id == row.id, HumanTask.state == TaskRowState.OPEN)
+        .values(state=TaskRowState.CANCELLED, ended_at=at)
     )
 
 
@@ -456,3 +441,76 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     live = [t for t in workflow.tasks.values() if t.state in (TaskState.READY, TaskState.COMPLETED)]
     source = max(live, key=lambda t: t.last_state_change, default=workflow.task_tree)
     return dict(source.data)
+
+
+def start_instance(
+    session: Session,
+    ctx: Context,
+    specs: SpecCache,
+    version_id: int,
+    data: dict[str, Any],
+    *,
+    title: str | None = None,
+    parent_instance_id: int | None = None,
+    start_event: str | None = None,
+) -> Run:
+    """Start an instance of `version_id` with `data`: the one start path (a person's start, a
+    timer start, a parent's start_process service task)."""
+    version = specs.get(session, version_id)
+    instance = ProcessInstance(
+        process_version_id=version_id,
+        process_key=version.key,
+        status=InstanceStatus.RUNNING,
+        title=title,
+        state="{}",
+        started_by_id=ctx.actor_id,
+        parent_instance_id=parent_instance_id,
+        started_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    session.add(instance)
+    session.flush()
+    run = new_run(session, instance, version, ctx, start_event)
+    run.workflow.task_tree.data.update(data)
+    for task in run.workflow.get_tasks(state=TaskState.READY):
+        task.data.update(data)
+    audit.record(
+        session,
+        "instance_started",
+        ctx.now,
+        instance_id=instance.id,
+        actor_id=ctx.actor_id,
+        data_change={k: {"from": None, "to": v} for k, v in data.items()},
+        detail={
+            "process": version.key,
+            "version": version.version,
+            "start_event": start_event,
+            "parent_instance_id": parent_instance_id,
+        },
+    )
+    run.advance()
+    run.save()
+    return run
+
+
+def send_message(run: Run, name: str, payload: dict[str, Any]) -> bool:
+    """Deliver a message to the first waiting event of `run` it correlates with."""
+    waiting = [
+        t
+        for t in run.workflow.get_tasks(state=TaskState.WAITING)
+        if getattr(getattr(t.task_spec, "event_definition", None), "name", None) == name
+    ]
+    for task in waiting:
+        definition = task.task_spec.event_definition
+        try:
+            correlations = definition.calculate_correlations(
+                run.workflow.script_engine, definition.correlation_properties, payload
+            )
+        except Exception:  # the payload lacks the correlation value (raw NameError): no match
+            continue
+        try:
+            run.workflow.send_event(BpmnEvent(definition, payload, correlations))
+            return True
+        except WorkflowException:
+            continue
+    return False

@@ -16,7 +16,7 @@ import time
 import types
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from RestrictedPython import Guards, RestrictingNodeTransformer, safe_builtins
 from RestrictedPython import compile_restricted_eval as _restricted_eval
@@ -115,8 +115,9 @@ class _Policy(RestrictingNodeTransformer):
         if isinstance(target, ast.Name) and guard:
             # `x += y`: RestrictedPython gives `x = _inplacevar_('+=', x, y)`; call the size
             # guard directly instead, `x = _iadd_(x, y)`.
-            node = super().visit_AugAssign(node)
-            node.value = ast.Call(ast.Name(guard, ast.Load()), node.value.args[1:], [])
+            node = cast(ast.AugAssign, super().visit_AugAssign(node))
+            inplace = cast(ast.Call, node.value)
+            node.value = ast.Call(ast.Name(guard, ast.Load()), inplace.args[1:], [])
             return ast.fix_missing_locations(node)
         # RestrictedPython refuses `d[k] += 1`, which workflow scripts need.  Rewrite it as
         # `_inplaceitem_('+=', d, k, 1)`, so d and k are evaluated once.
@@ -133,7 +134,7 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         # `a * b` becomes `_mul_(a, b)`, which refuses a huge result before computing it.
-        node = super().visit_BinOp(node)
+        node = cast(ast.BinOp, super().visit_BinOp(node))
         guard = _BINARY_GUARDS.get(type(node.op))
         if guard is None or _stays_small(node):
             return node
@@ -142,7 +143,7 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
         # f"{x!r:>{n}}" becomes f"{_format_(x, ord('r'), f'>{n}')}": width and size checked.
-        node = super().visit_FormattedValue(node)
+        node = cast(ast.FormattedValue, super().visit_FormattedValue(node))
         spec = node.format_spec or ast.Constant("")
         call = ast.Call(
             ast.Name("_format_", ast.Load()), [node.value, ast.Constant(node.conversion), spec], []
@@ -168,7 +169,8 @@ def _stays_small(node: ast.BinOp) -> bool:
 def _compile(source: str, mode: str) -> types.CodeType:
     try:
         tree = ast.parse(source, "<string>", mode)  # "<string>": Spiff finds the error line by it
-        result = (_restricted_exec if mode == "exec" else _restricted_eval)(tree, policy=_Policy)
+        compile_restricted = _restricted_exec if mode == "exec" else _restricted_eval
+        result = compile_restricted(cast(Any, tree), policy=_Policy)
     except SyntaxError as err:
         # Spiff's error formatter crashes on lineno None and indexes the script with it.
         line = min(max(err.lineno or 1, 1), max(len(source.splitlines()), 1))
@@ -176,6 +178,7 @@ def _compile(source: str, mode: str) -> types.CodeType:
         raise SyntaxError(f"脚本语法错误：{err.msg}", detail) from None
     if result.errors:
         raise ScriptSecurityError("；".join(result.errors))
+    assert result.code is not None  # compiled without errors
     return result.code
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from sqlalchemy import create_engine, func, select, text
@@ -22,11 +22,11 @@ from sqlalchemy.engine import make_url
 
 from .bpmn import running_at
 from .clock import FixedClock
-from .engine import Engine
 from .errors import EngineError
 from .items import summary as item_summary
 from .models import Event, HumanTask, Notification, ProcessInstance, TrackedItem, Unit, User
 from .queries import may_act_on
+from .status import InstanceStatus, TaskRowState
 from .workdays import BEIJING
 
 DEFAULT_START = datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING)
@@ -67,15 +67,42 @@ def discover(folder: Path) -> list[Scenario]:
     return found
 
 
+class ScenarioEngine(Protocol):
+    """What a scenario drives: the `Engine` facade. Callers pass the class to build
+    (`make_engine`), so this tooling module never imports the facade it sits above."""
+
+    read_session: Any
+    script_engine: Any
+
+    def actor(self, *args: Any, **kwargs: Any) -> Any: ...
+    def calendar(self, *args: Any, **kwargs: Any) -> Any: ...
+    def close(self) -> None: ...
+    def complete(self, *args: Any, **kwargs: Any) -> Any: ...
+    def create_schema(self) -> None: ...
+    def deploy(self, *args: Any, **kwargs: Any) -> Any: ...
+    def fire_due_timers(self, *args: Any, **kwargs: Any) -> Any: ...
+    def instance(self, *args: Any, **kwargs: Any) -> Any: ...
+    def load_directory(self, *args: Any, **kwargs: Any) -> Any: ...
+    def start(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+EngineFactory = Callable[..., ScenarioEngine]
+
+
 # ---------------------------------------------------------------- databases
 class TemplateDatabase:
     """The directory and the processes, prepared once; a fresh copy per scenario."""
 
-    def __init__(self, base_url: str | None, prepare: Callable[[Engine], None]) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        prepare: Callable[[ScenarioEngine], None],
+        make_engine: EngineFactory,
+    ) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="duban-check-"))
         self._pg = make_url(base_url) if base_url and base_url.startswith("postgres") else None
         self._template = self._new_url("tmpl")
-        engine = Engine(self._template, clock=FixedClock(DEFAULT_START))
+        engine = make_engine(self._template, clock=FixedClock(DEFAULT_START))
         engine.create_schema()
         prepare(engine)
         engine.close()
@@ -127,8 +154,8 @@ class TemplateDatabase:
 
 def prepare_with(
     folder: Path, directory: dict[str, Any], password: str
-) -> Callable[[Engine], None]:
-    def prepare(engine: Engine) -> None:
+) -> Callable[[ScenarioEngine], None]:
+    def prepare(engine: ScenarioEngine) -> None:
         engine.load_directory(directory, password)
         engine.deploy(folder)
 
@@ -136,13 +163,15 @@ def prepare_with(
 
 
 # ------------------------------------------------------------------ running
-def run(scenario: Scenario, url: str, now: datetime | None = None) -> Outcome:
-    """Run one scenario on the database at `url`.
+def run(
+    scenario: Scenario, url: str, make_engine: EngineFactory, now: datetime | None = None
+) -> Outcome:
+    """Run one scenario on the database at `url`, with an engine `make_engine(url, clock=…)`.
 
     With `now` (seeding live data, e.g. the demo), the scenario starts `ago` before `now`
     and the clock ends at `now`, so what it leaves in flight is current."""
     clock = FixedClock(_start_time(scenario.spec, now))
-    engine = Engine(url, clock=clock)
+    engine = make_engine(url, clock=clock)
     runner = _Runner(engine, clock, scenario)
     try:
         runner.start(scenario.spec.get("start") or {})
@@ -168,7 +197,7 @@ def _start_time(spec: dict[str, Any], now: datetime | None) -> datetime:
 
 
 class _Runner:
-    def __init__(self, engine: Engine, clock: FixedClock, scenario: Scenario) -> None:
+    def __init__(self, engine: ScenarioEngine, clock: FixedClock, scenario: Scenario) -> None:
         self.engine, self.clock, self.scenario = engine, clock, scenario
         self.root = 0
         self.step_no = 0
@@ -214,7 +243,7 @@ class _Runner:
         if expected_error:
             raise ScenarioFailed(f"办理“{task.title}”本应被拒绝（{expected_error}），却成功了")
         status = self.engine.instance(task.instance_id)["status"]
-        if status == "error":
+        if status == InstanceStatus.ERROR:
             raise ScenarioFailed(f"办理“{task.title}”后流程出错：{self._error(task.instance_id)}")
 
     def _find_task(self, ref: str, username: str | None, unit: str | None) -> HumanTask:
@@ -224,7 +253,7 @@ class _Runner:
                     select(HumanTask)
                     .where(
                         HumanTask.instance_id.in_(self._family(session)),
-                        HumanTask.state == "open",
+                        HumanTask.state == TaskRowState.OPEN,
                         (HumanTask.name == ref) | (HumanTask.title == ref),
                     )
                     .order_by(HumanTask.created_at)
@@ -280,7 +309,7 @@ class _Runner:
     def _expect_status(self, status: str) -> None:
         actual = self.engine.instance(self.root)["status"]
         if actual != status:
-            extra = f"（{self._error(self.root)}）" if actual == "error" else ""
+            extra = f"（{self._error(self.root)}）" if actual == InstanceStatus.ERROR else ""
             raise ScenarioFailed(f"流程状态应为 {status}，实际为 {actual}{extra}")
 
     def _expect_tasks(self, names: list[str]) -> None:
@@ -403,7 +432,10 @@ class _Runner:
         return list(
             session.scalars(
                 select(HumanTask)
-                .where(HumanTask.instance_id.in_(self._family(session)), HumanTask.state == "open")
+                .where(
+                    HumanTask.instance_id.in_(self._family(session)),
+                    HumanTask.state == TaskRowState.OPEN,
+                )
                 .order_by(HumanTask.created_at)
             )
         )

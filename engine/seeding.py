@@ -22,10 +22,10 @@ def load_directory(
         row.sees_all = bool(role.get("sees_all", False))
     for unit in doc.get("units", []):
         parent = directory.find_unit(session, unit["parent"]) if unit.get("parent") else None
-        row = directory.ensure_unit(
+        unit_row = directory.ensure_unit(
             session, unit["name"], unit["code"], unit.get("kind", "unit"), parent
         )
-        row.attributes = unit.get("attributes") or {}
+        unit_row.attributes = unit.get("attributes") or {}
     existing = set(session.scalars(select(User.username)))
     password_hash = directory.hash_password(password)  # one hash: demo users share a password
     added = 0

@@ -9,19 +9,18 @@ Signers may be any active user, unlike 转办 / 委派 (handover.py): a signer a
 (or returns the step) but never decides it — the approver's own data completes it.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import func, select
 
 from . import acting, audit, completion, forms, notifications, opinions, queries
+from .actor import Actor
 from .bpmn import json_safe
 from .errors import Conflict, InvalidData
 from .models import HumanTask
 from .runtime import Run
-
-if TYPE_CHECKING:
-    from .engine import Actor
+from .status import Delegation, TaskRowKind, TaskRowState
 
 
 def add_signers(
@@ -34,7 +33,7 @@ def add_signers(
     opinion: str | None,
 ) -> dict[str, Any]:
     session, now = run.session, run.ctx.now
-    if row.kind != "task" or row.delegation == "pending":
+    if row.kind != TaskRowKind.TASK or row.delegation == Delegation.PENDING:
         raise Conflict("加签人或被委派人不能再加签")
     signers = acting.people(session, usernames, "users")
     if any(user.id == actor.id for user in signers):
@@ -46,7 +45,8 @@ def add_signers(
     else:
         data = forms.accept(form, data, task.data)
     row.assignee_id = row.assignee_id or actor.id
-    row.state, row.sign_mode, row.acted_at = "waiting", "before" if before else "after", now
+    row.state, row.acted_at = TaskRowState.WAITING, now
+    row.sign_mode = "before" if before else "after"
     row.submitted = None if before else json_safe(data)
     for user in signers:
         session.add(_signer_row(row, user.id, now))
@@ -80,7 +80,7 @@ def sign(
 ) -> dict[str, Any]:
     """A signer signs; the last signature gives the step back (before) or completes it (after)."""
     session, now = run.session, run.ctx.now
-    row.state, row.ended_at, row.submitted = "completed", now, json_safe(data)
+    row.state, row.ended_at, row.submitted = TaskRowState.COMPLETED, now, json_safe(data)
     row.completed_by_id, row.acted_at = actor_id, row.acted_at or now
     audit.record_task(
         session,
@@ -109,7 +109,7 @@ def _all_signed(run: Run, main: HumanTask) -> None:
         detail={"before": mode == "before"},
     )
     if mode == "before":
-        main.state = "open"
+        main.state = TaskRowState.OPEN
         notifications.notify(
             session,
             [main.assignee_id] if main.assignee_id else [],
@@ -120,7 +120,7 @@ def _all_signed(run: Run, main: HumanTask) -> None:
             task_id=main.id,
         )
         return
-    main.state = "open"  # completion closes it again, as the approver's own completion
+    main.state = TaskRowState.OPEN  # completion closes it again, as the approver's own completion
     task = run.ready_task(main.id)
     completion.finish(run, main, task, dict(main.submitted or {}), main.assignee_id, None)
 
@@ -130,7 +130,7 @@ def _open_signers(run: Run, main: HumanTask) -> int:
         run.session.scalar(
             select(func.count())
             .select_from(HumanTask)
-            .where(HumanTask.parent_task_id == main.id, HumanTask.state == "open")
+            .where(HumanTask.parent_task_id == main.id, HumanTask.state == TaskRowState.OPEN)
         )
         or 0
     )
@@ -145,9 +145,9 @@ def _signer_row(main: HumanTask, user_id: int, now: Any) -> HumanTask:
         title=f"{main.title}（加签）",
         unit_id=main.unit_id,
         assignee_id=user_id,
-        state="open",
+        state=TaskRowState.OPEN,
         due_at=main.due_at,
         created_at=now,
-        kind="sign",
+        kind=TaskRowKind.SIGN,
         parent_task_id=main.id,
     )

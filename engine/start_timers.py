@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, definitions
 from .models import Timer
-from .runtime import Context
+from .runtime import Context, start_instance
 from .workdays import BEIJING
 
 if TYPE_CHECKING:
@@ -92,8 +92,6 @@ def _next_occurrence(due: datetime, plan: dict[str, Any]) -> datetime:
 
 
 def fire_start_timer(session: Session, ctx: Context, specs: "SpecCache", row: Timer) -> None:
-    from .engine import start_instance  # the engine's own start path, shared with manual starts
-
     version = definitions.latest_version(session, row.process_key or "")
     if version is None or row.element not in {t["element"] for t in version.timer_starts or []}:
         row.state = "cancelled"

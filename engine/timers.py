@@ -6,27 +6,24 @@ waited for, and retried on the next poll.
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import audit, reconnect
+from .base import EngineBase
 from .db import is_sqlite
 from .errors import Conflict, NotFound
 from .models import ProcessInstance, Timer
 from .runtime import Context, Run, load_run
 from .start_timers import fire_start_timer
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .status import InstanceStatus
 
 
-class TimerCommands:
-    def fire_due_timers(
-        self: "Engine", now: datetime | None = None, limit: int | None = None
-    ) -> int:
+class TimerCommands(EngineBase):
+    def fire_due_timers(self, now: datetime | None = None, limit: int | None = None) -> int:
         """Fire every timer due at `now`, each in its own transaction. Returns how many fired."""
         at = now or self.clock.now()
         skipped: set[int] = set()
@@ -42,7 +39,7 @@ class TimerCommands:
                 skipped.add(timer_id)
         return fired
 
-    def _fire_next(self: "Engine", at: datetime, skipped: set[int]) -> tuple[int, bool] | None:
+    def _fire_next(self, at: datetime, skipped: set[int]) -> tuple[int, bool] | None:
         timer_id = None
         failures = reconnect.connection_failures()
         try:
@@ -68,7 +65,7 @@ class TimerCommands:
             self._timer_failed(timer_id, exc, at)
             return timer_id, False
 
-    def _timer_failed(self: "Engine", timer_id: int, exc: Exception, at: datetime) -> None:
+    def _timer_failed(self, timer_id: int, exc: Exception, at: datetime) -> None:
         with self.command(at=at) as (session, ctx):  # the failure belongs to the firing's time
             row = session.get(Timer, timer_id)
             if row is not None:
@@ -83,7 +80,7 @@ class TimerCommands:
                     detail={"timer": row.id, "element": row.element, "due_at": row.due_at},
                 )
 
-    def next_timer_due(self: "Engine") -> datetime | None:
+    def next_timer_due(self) -> datetime | None:
         with self.read_session() as session:
             return session.scalars(
                 select(Timer.due_at).where(Timer.state == "waiting").order_by(Timer.due_at).limit(1)
@@ -116,7 +113,7 @@ def _claim_due_timer(session: Session, at: datetime, skipped: set[int]) -> Timer
         .where(
             Timer.state == "waiting",
             Timer.due_at <= at,
-            or_(Timer.instance_id.is_(None), ProcessInstance.status == "running"),
+            or_(Timer.instance_id.is_(None), ProcessInstance.status == InstanceStatus.RUNNING),
         )
         .order_by(Timer.due_at, Timer.id)
         .limit(1)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from . import audit, notifications
 from .errors import TooFrequent
 from .models import Event, HumanTask, HumanTaskCandidate
+from .status import TaskRowState
 
 INTERVAL = timedelta(minutes=10)
 
@@ -50,7 +51,7 @@ def urge_task(
     """The one 催办 mechanism, for people and for timers' automatic reminders: counts it on the
     task, logs it and notifies whoever can act (the assignee, else every candidate) and `also`.
     A task waiting for 加签 signers urges the signers. Returns how many were notified."""
-    targets = _signers(session, row) if row.state == "waiting" else [row]
+    targets = _signers(session, row) if row.state == TaskRowState.WAITING else [row]
     session.execute(  # counted in SQL: two urges at once both count
         update(HumanTask)
         .where(HumanTask.id.in_({row.id, *(t.id for t in targets)}))
@@ -81,7 +82,9 @@ def urge_task(
 
 
 def _signers(session: Session, row: HumanTask) -> list[HumanTask]:
-    query = select(HumanTask).where(HumanTask.parent_task_id == row.id, HumanTask.state == "open")
+    query = select(HumanTask).where(
+        HumanTask.parent_task_id == row.id, HumanTask.state == TaskRowState.OPEN
+    )
     return list(session.scalars(query))
 
 

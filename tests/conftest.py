@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+import office  # noqa: F401 — registers the office's service-task handlers
 from engine import Engine, FixedClock, scenarios
 from engine.workdays import BEIJING
 
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 PG_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = PG_URL.startswith("postgres")
 START = datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING)  # a Tuesday, a working day
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium (uses the `browser` fixture, directly or through another) is
+    marked `browser`, so `make check` can leave it out."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 @contextmanager
@@ -101,7 +110,7 @@ def county_template() -> Iterator[scenarios.TemplateDatabase]:
     (hashing 75 passwords and parsing every process costs seconds)."""
     from tests.county import load_county
 
-    template = scenarios.TemplateDatabase(PG_URL if ON_POSTGRES else None, load_county)
+    template = scenarios.TemplateDatabase(PG_URL if ON_POSTGRES else None, load_county, Engine)
     yield template
     template.close()
 

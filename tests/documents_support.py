@@ -16,7 +16,7 @@ def play(engine: Engine, db_url: str, process: str, name: str) -> int:
     scenario = next(
         s for s in scenarios.discover(PROCESSES) if s.process == process and s.name == name
     )
-    outcome = scenarios.run(scenario, db_url)
+    outcome = scenarios.run(scenario, db_url, Engine)
     assert outcome.ok, f"第 {outcome.step} 步：{outcome.message}"
     with engine.read_session() as session:
         found = session.scalar(

@@ -114,9 +114,7 @@ def test_one_task_completed_twice_at_once_completes_once(engine, people, users):
     for _ in range(ROUNDS):
         instance_id = engine.start("approval")["id"]
         task_id = open_task(engine, instance_id)
-        outcomes = race(
-            *(partial(engine.complete, task_id, {}, user=user) for user in users)
-        )
+        outcomes = race(*(partial(engine.complete, task_id, {}, user=user) for user in users))
 
         conflicts = [o for o in outcomes if isinstance(o, Conflict)]
         assert len(conflicts) == 1, outcomes

@@ -30,6 +30,7 @@ from engine import Engine, FixedClock, scenarios
 from engine.accounts import token_digest
 from engine.db import WRITE_OPTION, make_engine
 from engine.models import ApiToken
+from office import Office
 from tests.county import TOWN_ITEM
 from webui import create_app
 
@@ -97,8 +98,8 @@ def test_every_read_and_command_loads_a_cold_calendar_on_its_own_connection(
     assert [t["to"] for t in cold().return_targets(approve["id"], "deputy")]
     cold().complete(approve["id"], {"decision": "approve"}, user="deputy")
     assert cold().items("staff")["total"] == 1
-    assert cold().dashboard("director")
-    assert cold().period_report("2026-12", "director")
+    assert Office(cold()).dashboard("director")
+    assert Office(cold()).period_report("2026-12", "director")
     assert cold().calendar_warnings() is not None
     assert cold().fire_due_timers(clock.now() + timedelta(days=20)) > 0  # the worker's loop
     cold().worker_heartbeat(name="pool-test")

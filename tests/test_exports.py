@@ -7,6 +7,7 @@ import pytest
 from openpyxl import load_workbook
 
 from engine import Engine, NotFound
+from office import Office
 from tests.county import load_county, token
 from tests.documents_support import play, play_evaluation
 from webui import create_app
@@ -31,7 +32,7 @@ def test_ledger_export_has_exactly_the_filtered_rows(county: Engine, db_url: str
     assert {i["kind"] for i in everything} == {"督办事项", "整改任务"}
 
     filters = {"kind": "督办事项", "closed": False}
-    content = county.export_items("staff", **filters)
+    content = Office(county).export_items("staff", **filters)
     rows = sheet_rows(content, "督办台账")
     assert "筛选条件：类别：督办事项；是否办结：未办结" in rows[0][0]
     assert rows[1][:4] == ["编号", "事项名称", "类别", "来源"]
@@ -43,13 +44,13 @@ def test_ledger_export_has_exactly_the_filtered_rows(county: Engine, db_url: str
     assert first["灯色"] == {"red": "红灯", "yellow": "黄灯", "green": "绿灯"}[wanted[0]["light"]]
     assert first["办结时限"] == wanted[0]["deadline"][:16].replace("T", " ")
 
-    closed = sheet_rows(county.export_items("staff", closed=True), "督办台账")
+    closed = sheet_rows(Office(county).export_items("staff", closed=True), "督办台账")
     assert {r[0] for r in closed[2:]} == {i["id"] for i in everything if i["closed_at"] is not None}
 
 
 def test_rectification_lists(county: Engine, db_url: str) -> None:
     instance_id = play(county, db_url, "problem_rectification", "审定通过，整改落实并验收销号")
-    content = county.export_rectifications("staff")
+    content = Office(county).export_rectifications("staff")
     assert load_workbook(BytesIO(content)).sheetnames == ["任务清单", "问题清单", "责任清单"]
     tasks = sheet_rows(content, "任务清单")
     header = tasks[1]
@@ -69,13 +70,13 @@ def test_rectification_lists(county: Engine, db_url: str) -> None:
     duties = sheet_rows(content, "责任清单")
     assert [r[2:4] for r in duties[2:]] == [["农业农村局", "孙立军"], ["农业农村局", "赵丽娟"]]
     # the filters narrow all three lists alike
-    empty = county.export_rectifications("staff", closed=False)
+    empty = Office(county).export_rectifications("staff", closed=False)
     assert sheet_rows(empty, "任务清单")[2:] == [] and sheet_rows(empty, "问题清单")[2:] == []
 
 
 def test_evaluation_score_sheet(county: Engine, db_url: str) -> None:
     instance_id, data = play_evaluation(county, db_url)
-    content = county.export_scores(instance_id, "staff")
+    content = Office(county).export_scores(instance_id, "staff")
     scores = sheet_rows(content, "考核评分表")
     assert scores[0][0] == data["plan_title"]
     header = scores[1]
@@ -99,7 +100,7 @@ def test_evaluation_score_sheet(county: Engine, db_url: str) -> None:
         for r in data["results"]
     ]
     with pytest.raises(NotFound):
-        county.export_scores(
+        Office(county).export_scores(
             play(county, db_url, "information_brief", "审核同意后发布归档并通知全县"), "staff"
         )
 

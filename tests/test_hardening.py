@@ -10,8 +10,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from engine import Engine, FixedClock, exports
+from engine import Engine, FixedClock
 from engine.models import Attachment, Base, Event, HumanTask, Notification, ProcessInstance
+from office import exports
 from tests.browser import serving
 from tests.county import TOWN_ITEM, token
 from webui import create_app

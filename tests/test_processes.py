@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import scenarios
+from engine import Engine, scenarios
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 ALL = scenarios.discover(PROCESSES)
@@ -21,6 +21,7 @@ def template() -> Iterator[scenarios.TemplateDatabase]:
     database = scenarios.TemplateDatabase(
         url if url.startswith("postgres") else None,
         scenarios.prepare_with(PROCESSES, county, "check"),
+        Engine,
     )
     yield database
     database.close()
@@ -29,5 +30,5 @@ def template() -> Iterator[scenarios.TemplateDatabase]:
 @pytest.mark.parametrize("scenario", ALL, ids=[s.label for s in ALL])
 def test_scenario(scenario: scenarios.Scenario, template: scenarios.TemplateDatabase) -> None:
     with template.copy() as url:
-        outcome = scenarios.run(scenario, url)
+        outcome = scenarios.run(scenario, url, Engine)
     assert outcome.ok, scenarios.report_line(outcome)

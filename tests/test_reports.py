@@ -10,8 +10,9 @@ from sqlalchemy import select
 from engine import Engine, InvalidData
 from engine.lights import yellow_threshold
 from engine.models import TrackedItem, Unit
-from engine.reports import Period, rank
 from engine.workdays import BEIJING
+from office import Office
+from office.reports import Period, rank
 from tests.county import load_county
 from tests.documents_support import documents_of, docx_tables, docx_text, play_evaluation
 
@@ -105,7 +106,7 @@ def plain_counts(engine: Engine, period: Period, unit: str) -> dict[str, int]:
 
 
 def test_month_figures_by_unit_equal_the_rows(ledger: Engine) -> None:
-    report = ledger.monthly_report(2026, 11, "staff")
+    report = Office(ledger).monthly_report(2026, 11, "staff")
     by_unit = {row["code"]: row for row in report["by_unit"]}
     assert set(by_unit) == {"nyncj", "czj", "cgz"}  # a4 closed before November: not listed
     for code, row in by_unit.items():
@@ -138,7 +139,7 @@ def test_month_figures_by_unit_equal_the_rows(ledger: Engine) -> None:
 
 def test_year_figures_count_what_closed_in_the_year(ledger: Engine) -> None:
     nyncj = next(
-        r for r in ledger.period_report("2026", "staff")["by_unit"] if r["code"] == "nyncj"
+        r for r in Office(ledger).period_report("2026", "staff")["by_unit"] if r["code"] == "nyncj"
     )
     truth = plain_counts(ledger, Period.year(2026), "nyncj")
     assert {k: nyncj[k] for k in truth} == truth
@@ -161,7 +162,7 @@ def test_rank_shares_places_on_equal_figures() -> None:
 @pytest.mark.parametrize("period", ["2026-13", "26-11", "abcd", "2026-1-1", ""])
 def test_bad_period_is_refused(engine: Engine, period: str) -> None:
     with pytest.raises(InvalidData):
-        engine.period_report(period)
+        Office(engine).period_report(period, None)
 
 
 def test_published_bulletin_carries_the_sql_figures(ledger: Engine, db_url: str) -> None:
@@ -185,7 +186,7 @@ def test_published_bulletin_carries_the_sql_figures(ledger: Engine, db_url: str)
     assert "县指办通〔2026〕1号" in text and "2026年12月1日" in text
     assert "各镇（街）、县各工作专班、各成员单位：" in text
     table = docx_tables(content)[0]
-    report = ledger.monthly_report(2026, 11)
+    report = Office(ledger).monthly_report(2026, 11, None)
     assert table[1:] == [
         [
             str(r["rank"]),

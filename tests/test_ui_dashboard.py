@@ -8,6 +8,7 @@ from sqlalchemy import select
 from engine import Engine, Forbidden, InvalidData
 from engine.models import TrackedItem, Unit
 from engine.workdays import BEIJING
+from office import Office
 from tests.builders import bpmn, flow, user_task
 from tests.conftest import START
 
@@ -63,7 +64,7 @@ def test_lights_rates_lists_and_who_is_waiting(engine: Engine, instance_id: int)
     _item(engine, instance_id, "逾期办结", "dtz", deadline=START - 3 * day, closed_at=START)
     _item(engine, instance_id, "上月办结", "dtz", deadline=START, closed_at=START - 5 * day)
     _item(engine, instance_id, "整改", "dtz", kind="整改任务", deadline=START + 9 * day)
-    figures = engine.dashboard("leader", leader_roles=("主任",), rectification_kind="整改任务")
+    figures = Office(engine).dashboard("leader")
     assert figures["lights_by_unit"] == [
         {"unit": "东塘镇", "red": 1, "yellow": 1, "green": 1, "total": 3},
         {"unit": "农业农村局", "red": 1, "yellow": 0, "green": 1, "total": 2},
@@ -77,7 +78,7 @@ def test_lights_rates_lists_and_who_is_waiting(engine: Engine, instance_id: int)
 
 def test_only_roles_that_see_everything_open_the_dashboard(engine: Engine, instance_id) -> None:
     with pytest.raises(Forbidden):
-        engine.dashboard("clerk")
+        Office(engine).dashboard("clerk")
 
 
 def test_the_ledger_light_filter_agrees_with_each_items_light(

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter, Map
 
 from engine import Engine
+from office import Office
 
-MAX_ROW_ID = 2**31 - 1
+from .extensions import RowIdConverter
 
 
 def create_app(config: dict[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -27,12 +27,11 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
         PROXY_HOPS=int(os.environ.get("DUBAN_PROXY_HOPS") or 0),
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    # Row ids are 32-bit on PostgreSQL: a larger number in a URL is simply not found (404),
-    # rather than a database error.
-    app.url_map.converters["int"] = RowIdConverter
+    app.url_map.converters["int"] = RowIdConverter  # ids beyond 32 bits: 404, not a DB error
     if config:
         app.config.update(config)
     app.extensions["duban"] = engine or Engine(app.config["DATABASE_URL"])
+    app.extensions["duban_office"] = Office(app.extensions["duban"])
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
@@ -53,16 +52,6 @@ def create_app(config: dict[str, Any] | None = None, engine: Engine | None = Non
     register_designer(app)
     security.csrf.exempt(api.bp)  # bearer tokens; session callers are checked in api.support
     return app
-
-
-class RowIdConverter(IntegerConverter):
-    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", MAX_ROW_ID)
-        super().__init__(url_map, *args, **kwargs)
-
-
-def get_engine(app: Flask) -> Engine:
-    return app.extensions["duban"]
 
 
 def register_pages(app: Flask) -> None:

@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 from engine.errors import NotSignedIn, SignInLocked
 from engine.workdays import BEIJING
 
-from .app import get_engine
+from .extensions import get_engine
 
 bp = Blueprint("auth", __name__)
 

@@ -9,8 +9,8 @@ from flask import Blueprint, current_app, render_template, request
 from engine import InvalidData
 from engine.workdays import BEIJING
 
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine, get_office
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
 
@@ -20,13 +20,13 @@ KIND = "月度通报"
 @bp.get("")
 @login_required
 def index() -> str:
-    engine = get_engine(current_app)
+    engine, office = get_engine(current_app), get_office(current_app)
     period = request.args.get("period") or datetime.now(BEIJING).strftime("%Y-%m")
     try:
-        live = engine.period_report(period, current_username())
+        live = office.period_report(period, current_username())
     except InvalidData:
         period = datetime.now(BEIJING).strftime("%Y-%m")
-        live = engine.period_report(period, current_username())
+        live = office.period_report(period, current_username())
     published = engine.documents_of_kind(KIND, current_username())
     return render_template("bulletins/index.html", published=published, live=live, period=period)
 

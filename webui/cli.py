@@ -1,6 +1,8 @@
 """`duban`: one command group; each command is a short function calling the engine."""
 
+import importlib.util
 import json
+import os
 import sys
 import time
 from contextlib import suppress
@@ -14,7 +16,26 @@ from engine import Engine, EngineError, FixedClock
 from engine.db import database_url
 from engine.errors import DatabaseUnavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the source checkout, when running from one
+
+
+def shipped(folder: str) -> Path:
+    """The project's FOLDER (`migrations`, `processes`): the data package duban_FOLDER that
+    pyproject.toml maps it to, installed from a wheel (or, installed editable, the folder itself);
+    failing that, the folder beside the source tree."""
+    spec = importlib.util.find_spec(f"duban_{folder}")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return ROOT / folder
+
+
+def processes_folder() -> Path:
+    """What `duban demo` loads and `duban check` checks: DUBAN_PROCESSES, else the shipped
+    processes/."""
+    named = os.environ.get("DUBAN_PROCESSES")
+    if named and not Path(named).is_dir():
+        raise click.ClickException(f"DUBAN_PROCESSES 所指的文件夹不存在：{named}")
+    return Path(named) if named else shipped("processes")
 
 
 def _engine(now: datetime | None = None) -> Engine:
@@ -65,9 +86,10 @@ def init() -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", database_url())
+    config = Config()  # alembic.ini serves the `alembic` command in a checkout; nothing here
+    config.set_main_option("script_location", str(shipped("migrations")))
+    # Options are interpolated ("%(here)s"): a %-escaped password must reach env.py intact.
+    config.set_main_option("sqlalchemy.url", database_url().replace("%", "%%"))
     command.upgrade(config, "head")
     _engine().secret_key()  # drawn once, kept in the database (used without DUBAN_SECRET_KEY)
     click.echo("数据库已就绪")
@@ -86,27 +108,27 @@ def deploy(path: Path, by: str | None) -> None:
 @cli.command()
 @click.option("--password", default="demo", show_default=True, help="Password of demo users.")
 def demo(password: str) -> None:
-    """Load the demo county and deploy processes/."""
+    """Load the demo county and deploy processes/ (DUBAN_PROCESSES names another folder)."""
     from .demo import load_demo
 
     init.callback()  # type: ignore[misc]
-    for line in load_demo(_engine(), ROOT / "processes", password):
+    for line in load_demo(_engine(), processes_folder(), password):
         click.echo(line)
 
 
 @cli.command()
 @click.argument(
-    "path",
-    default=str(ROOT / "processes"),
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "path", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
 @click.option("-k", "pattern", help="Only scenarios whose process or name contains this.")
-def check(path: Path, pattern: str | None) -> None:
-    """Validate PATH and run its scenario files (*.scenarios.yaml) before a deploy."""
+def check(path: Path | None, pattern: str | None) -> None:
+    """Validate PATH (default: processes/, or DUBAN_PROCESSES) and run its scenario files
+    (*.scenarios.yaml) before a deploy."""
     import yaml
 
     from engine import scenarios
 
+    path = path or processes_folder()
     county = yaml.safe_load((path / "county.yaml").read_text(encoding="utf-8"))
     selected = [s for s in scenarios.discover(path) if not pattern or pattern in s.label]
     if not selected:
@@ -114,13 +136,15 @@ def check(path: Path, pattern: str | None) -> None:
         sys.exit(1)
     url = database_url()
     template = scenarios.TemplateDatabase(
-        url if url.startswith("postgres") else None, scenarios.prepare_with(path, county, "check")
+        url if url.startswith("postgres") else None,
+        scenarios.prepare_with(path, county, "check"),
+        Engine,
     )
     failed = 0
     try:
         for scenario in selected:
             with template.copy() as copy_url:
-                outcome = scenarios.run(scenario, copy_url)
+                outcome = scenarios.run(scenario, copy_url, Engine)
             failed += not outcome.ok
             click.echo(scenarios.report_line(outcome))
     finally:

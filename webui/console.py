@@ -9,10 +9,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from werkzeug.wrappers import Response
 
 from engine import Engine, InvalidData
+from engine.console import CONSOLE_STATUSES
 from engine.console_commands import BULK_ACTIONS
 
-from .app import get_engine
+from . import labels
 from .auth import current_username, login_required
+from .extensions import get_engine
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -25,34 +27,8 @@ TABS = {
     "health": "系统健康",
 }
 INSTANCE_ACTIONS = {k: v[1] for k, v in BULK_ACTIONS.items() if v[0] == "instance"}
-STATUSES = {"error": "出错", "suspended": "已挂起", "running": "办理中"}
-# Audit events the people's pages do not name (webui/pages.py names the rest).
-EVENT_LABELS = {
-    "access_denied": "越权访问被拒绝",
-    "assignment_warning": "分派提醒",
-    "bulk_operation": "批量操作",
-    "calendar_changed": "调整工作日历",
-    "process_deployed": "部署流程",
-    "sign_in_failed": "登录失败",
-    "signed_in": "登录",
-    "signed_out": "退出登录",
-    "signed_out_everywhere": "强制退出全部登录",
-    "task_returned_to_pool": "任务退回待办池",
-    "timer_failed": "定时器触发失败",
-    "timer_retried": "定时器重新排队",
-    "token_issued": "签发令牌",
-    "token_revoked": "注销令牌",
-    "tokens_revoked": "注销全部令牌",
-    "user_added": "新建用户",
-    "user_changed": "修改用户",
-    "user_deactivated": "停用用户",
-    "user_activated": "启用用户",
-    "users_imported": "导入用户",
-    "unit_added": "新建单位",
-    "unit_changed": "修改单位",
-    "role_added": "新建角色",
-    "role_changed": "修改角色",
-}
+# the statuses the 异常实例 page filters on, error first (the page's default)
+STATUSES = {status: labels.INSTANCE_STATUSES[status] for status in CONSOLE_STATUSES}
 
 
 def engine() -> Engine:
@@ -89,15 +65,6 @@ def carry_out(command: Callable[[], Any], done: Callable[[Any], str], then: str)
     else:
         flash(done(answer), "ok")
     return redirect(url_for(then))
-
-
-@bp.app_template_filter("console_event")
-def event_label(kind: str) -> str:
-    """An audit event's Chinese name; the people's pages' `event` filter knows the rest."""
-    if kind in EVENT_LABELS:
-        return EVENT_LABELS[kind]
-    named = current_app.jinja_env.filters.get("event")
-    return named(kind) if named else kind
 
 
 @bp.get("/")

@@ -3,13 +3,10 @@ and the steps waiting on leaders — charts drawn by ECharts (from npm), figures
 
 from flask import Blueprint, current_app, render_template
 
-from .app import get_engine
 from .auth import current_user, login_required
-from .pages import LEADER_ROLES
+from .extensions import get_office
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
-
-RECTIFICATION_KIND = "整改任务"
 
 
 @bp.get("")
@@ -17,9 +14,7 @@ RECTIFICATION_KIND = "整改任务"
 def index() -> str:
     me = current_user()
     assert me is not None
-    figures = get_engine(current_app).dashboard(
-        me["username"], leader_roles=LEADER_ROLES, rectification_kind=RECTIFICATION_KIND
-    )
+    figures = get_office(current_app).dashboard(me["username"])
     chart = {
         "units": [row["unit"] for row in figures["lights_by_unit"]],
         "red": [row["red"] for row in figures["lights_by_unit"]],

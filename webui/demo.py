@@ -40,7 +40,7 @@ def _in_flight(engine: Engine, demo_file: Path) -> Iterator[str]:
     url = engine.db.url.render_as_string(hide_password=False)
     for spec in doc.get("scenarios", []):
         scenario = scenarios.Scenario(demo_file.name, spec["process"], spec["name"], spec)
-        outcome = scenarios.run(scenario, url, now=now)
+        outcome = scenarios.run(scenario, url, Engine, now=now)
         yield ("演示：" if outcome.ok else "演示数据生成失败：") + (
             scenario.label if outcome.ok else scenarios.report_line(outcome)
         )

@@ -11,8 +11,8 @@ from werkzeug.wrappers import Response
 
 from engine import Engine, InvalidData
 
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine
 
 bp = Blueprint("designer", __name__, url_prefix="/designer")
 

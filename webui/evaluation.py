@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from engine import InvalidData
 
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine
 
 bp = Blueprint("evaluation", __name__, url_prefix="/evaluation")
 

@@ -5,7 +5,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from .app import get_engine
+from .extensions import get_engine
 
 bp = Blueprint("health", __name__)
 

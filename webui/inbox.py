@@ -5,8 +5,8 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .app import get_engine
 from .auth import current_user, login_required
+from .extensions import get_engine
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 

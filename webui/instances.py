@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
-from .app import get_engine
 from .auth import current_user, current_username, login_required
+from .extensions import get_engine
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 

@@ -6,14 +6,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
-from .app import get_engine
+from office.vocabulary import ITEM_KINDS
+
 from .auth import current_user, login_required
+from .extensions import get_engine
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
 
 FILTERS = ("kind", "unit", "source", "status", "light", "closed", "period")
 PERIOD = re.compile(r"^(19|2\d)\d{2}(-(0[1-9]|1[0-2]))?$")
-KINDS = ("督办事项", "整改任务")
+KINDS = ITEM_KINDS
 STATUSES = ("待签收", "办理中", "延期审批中", "办结审核中", "已办结", "已销号")
 CLOSED = {"": "全部", "false": "未办结", "true": "已办结"}
 

@@ -3,8 +3,8 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine
 from .pages import local_path
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")

@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .app import get_engine
 from .auth import current_user
+from .extensions import get_engine
 
 bp = Blueprint("metrics", __name__)
 

@@ -16,7 +16,7 @@ from engine import EngineError
 from engine.errors import DatabaseUnavailable
 from engine.reconnect import is_connection_error
 
-from .app import get_engine
+from .extensions import get_engine
 
 csrf = CSRFProtect()
 

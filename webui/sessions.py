@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from .app import get_engine
+from .extensions import get_engine
 
 
 class SharedKeySessionInterface(SecureCookieSessionInterface):

@@ -5,8 +5,8 @@ from werkzeug.wrappers import Response
 
 from engine import InvalidData
 
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine
 
 bp = Blueprint("start", __name__, url_prefix="/start")
 

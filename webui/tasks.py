@@ -20,8 +20,8 @@ from engine import Conflict, Engine, InvalidData
 from engine.errors import EngineError
 
 from . import forms
-from .app import get_engine
 from .auth import current_username, login_required
+from .extensions import get_engine
 from .pages import local_path
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")

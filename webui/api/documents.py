@@ -9,7 +9,7 @@ from engine import InvalidData
 
 from . import bp
 from .ledger import item_filters
-from .support import engine, login_required, username
+from .support import engine, login_required, office, username
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -49,14 +49,14 @@ def monthly() -> dict[str, Any]:
     period = request.args.get("period") or ""
     if not period:
         raise InvalidData("请指定期间（period，YYYY-MM 或 YYYY）", {"period": "必填"})
-    return engine().period_report(period, username())
+    return office().period_report(period, username())
 
 
 @bp.get("/instances/<int:instance_id>/scores.xlsx")
 @login_required
 def scores(instance_id: int) -> Response:
     """An annual evaluation's score sheet and results as a spreadsheet."""
-    return attachment(engine().export_scores(instance_id, username()), "考核评分表.xlsx", XLSX)
+    return attachment(office().export_scores(instance_id, username()), "考核评分表.xlsx", XLSX)
 
 
 @bp.get("/rectifications.xlsx")
@@ -64,4 +64,4 @@ def scores(instance_id: int) -> Response:
 def rectifications() -> Response:
     """整改清单: task, problem and responsibility lists; ?unit=&light=&closed= as for /items."""
     filters = {k: v for k, v in item_filters().items() if k != "kind"}
-    return attachment(engine().export_rectifications(username(), **filters), "整改清单.xlsx", XLSX)
+    return attachment(office().export_rectifications(username(), **filters), "整改清单.xlsx", XLSX)

@@ -8,7 +8,7 @@ from flask import Response, request
 from engine import InvalidData
 
 from . import bp
-from .support import engine, login_required, paging, username
+from .support import engine, login_required, office, paging, username
 
 LIGHTS = ("red", "yellow", "green")
 LEDGER_FILE = quote("督办台账.xlsx")
@@ -42,7 +42,7 @@ def items() -> Any:
     if fmt not in ("json", "xlsx"):
         raise InvalidData("format 只能是 json 或 xlsx", {"format": "取值无效"})
     if fmt == "xlsx":
-        content = engine().export_items(username(), **item_filters())
+        content = office().export_items(username(), **item_filters())
         return Response(
             content,
             mimetype=XLSX,

@@ -6,7 +6,7 @@ from flask import request
 
 from engine import InvalidData
 
-from ..app import MAX_ROW_ID
+from ..extensions import MAX_ROW_ID
 from . import bp
 from .support import engine, login_required, optional_body, paging, username, whole_number
 

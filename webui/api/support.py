@@ -8,9 +8,10 @@ from flask import current_app, g, request, session
 
 from engine import Engine, EngineError, InvalidData
 from engine.errors import NotSignedIn
+from office import Office
 
-from ..app import get_engine
 from ..auth import current_user
+from ..extensions import get_engine, get_office
 from ..security import csrf
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -18,6 +19,10 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def engine() -> Engine:
     return get_engine(current_app)
+
+
+def office() -> Office:
+    return get_office(current_app)
 
 
 def bearer_token() -> str | None:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from . import items
-from .lights import light
-from .models import HumanTask, ProcessInstance, TrackedItem, Unit, User
-from .workdays import BEIJING, WorkdayCalendar
+from engine import items
+from engine.lights import light
+from engine.models import HumanTask, ProcessInstance, TrackedItem, Unit, User
+from engine.workdays import BEIJING, WorkdayCalendar
 
 
 def overview(

@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from . import lights
-from .models import TrackedItem, Unit
-from .workdays import BEIJING, WorkdayCalendar
+from engine import items, lights
+from engine.models import TrackedItem, Unit
+from engine.workdays import BEIJING, WorkdayCalendar
+
+from .vocabulary import RECTIFICATION_KIND
 
 UNASSIGNED = "未指定单位"
 _PERIOD = re.compile(r"(?P<year>(19|20|21)\d\d)(-(?P<month>\d\d))?")
@@ -67,7 +69,7 @@ def unit_figures(
     now: datetime,
     calendar: WorkdayCalendar,
     *,
-    rectification_kind: str = "整改任务",
+    rectification_kind: str = RECTIFICATION_KIND,
 ) -> list[dict[str, Any]]:
     """Per lead unit, ranked, as of the period's end (or now while it runs)."""
     as_of = period.as_of(now)
@@ -182,7 +184,7 @@ def period_report(
     now: datetime,
     calendar: WorkdayCalendar,
     *,
-    rectification_kind: str = "整改任务",
+    rectification_kind: str = RECTIFICATION_KIND,
 ) -> dict[str, Any]:
     """The whole bulletin: totals, per unit (ranked), and the red and yellow item lists."""
     as_of = period.as_of(now)
@@ -257,3 +259,65 @@ def _titles(
         }
         for row in rows
     ]
+
+
+# ------------------------------------------------------------------- live figures
+def item_report(
+    session: Session, kind: str, now: datetime, calendar: WorkdayCalendar
+) -> dict[str, Any]:
+    """Live figures for a bulletin (周调度): per lead unit, and the red / yellow lists."""
+    units = dict(session.execute(select(Unit.id, Unit.name)).all())
+    rows = list(session.scalars(select(TrackedItem).where(TrackedItem.kind == kind)))
+    by_unit: dict[str, dict[str, Any]] = {}
+    for item in rows:
+        row = by_unit.setdefault(
+            units.get(item.lead_unit_id or 0, "未指定"),
+            {
+                "total": 0,
+                "closed": 0,
+                "closed_on_time": 0,
+                "red": 0,
+                "yellow": 0,
+                "missed_reports": 0,
+            },
+        )
+        colour = items.light(item, now, calendar)
+        row["total"] += 1
+        if colour != "green":
+            row[colour] += 1
+        if item.closed_at is not None:
+            row["closed"] += 1
+            row["closed_on_time"] += int(_closed_on_time(item))
+        elif item.next_report_due is not None and item.next_report_due < now:
+            row["missed_reports"] += 1
+    for row in by_unit.values():
+        row["on_time_rate"] = (
+            round(row["closed_on_time"] / row["closed"], 4) if row["closed"] else None
+        )
+    listed = [items.summary(i, units, now, calendar) for i in rows]
+    closed = [i for i in rows if i.closed_at is not None]
+    on_time = sum(1 for i in closed if _closed_on_time(i))
+    open_rectifications = (
+        session.scalar(
+            select(func.count())
+            .select_from(TrackedItem)
+            .where(TrackedItem.kind == RECTIFICATION_KIND, TrackedItem.closed_at.is_(None))
+        )
+        or 0
+    )
+    return {
+        "kind": kind,
+        "as_of": now.astimezone(BEIJING).isoformat(timespec="minutes"),
+        "total": len(rows),
+        "closed": len(closed),
+        "on_time_rate": round(on_time / len(closed), 4) if closed else None,
+        "by_unit": [{"unit": name, **row} for name, row in sorted(by_unit.items())],
+        "red": [i["title"] for i in listed if i["light"] == "red"],
+        "yellow": [i["title"] for i in listed if i["light"] == "yellow"],
+        "missed_reports": sum(r["missed_reports"] for r in by_unit.values()),
+        "open_rectifications": open_rectifications,
+    }
+
+
+def _closed_on_time(item: TrackedItem) -> bool:
+    return item.closed_at is not None and (item.deadline is None or item.closed_at <= item.deadline)
