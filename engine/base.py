@@ -12,25 +12,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import (
-    acting,
-    definitions,
-    directory,
-    reconnect,
-    service_tasks,
-)
+from . import acting, definitions, directory, reconnect, service_tasks
 from .actor import Actor
 from .bpmn import CommandClock, running_at
 from .clock import Clock, FixedClock, SystemClock
+from .context import Context
 from .db import make_engine, session_factories
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .helpers import script_helpers
-from .models import (
-    Base,
-    CalendarOverride,
-    HumanTask,
-)
-from .runtime import Context
+from .models import Base, CalendarOverride, HumanTask
 from .sandbox import make_script_engine
 from .status import TaskRowState
 from .workdays import WorkdayCalendar

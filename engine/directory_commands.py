@@ -3,16 +3,10 @@
 from datetime import date
 from typing import Any
 
-from . import (
-    audit,
-    directory,
-    seeding,
-)
+from . import audit, directory, seeding
 from .base import EngineBase
 from .errors import Forbidden, NotFound
-from .models import (
-    CalendarOverride,
-)
+from .models import CalendarOverride
 
 
 class DirectoryCommands(EngineBase):

@@ -7,22 +7,10 @@ from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import WorkflowException
 from sqlalchemy import select
 
-from . import (
-    acting,
-    audit,
-    definitions,
-    forms,
-    instance_views,
-    queries,
-    service_tasks,
-)
+from . import acting, audit, definitions, forms, instance_views, queries, service_tasks
 from .base import EngineBase
 from .errors import Conflict, Forbidden, InvalidData, NotFound
-from .models import (
-    MessageSubscription,
-    ProcessInstance,
-    ProcessVersion,
-)
+from .models import MessageSubscription, ProcessInstance, ProcessVersion
 from .runtime import load_run, send_message, start_instance
 from .start_timers import schedule_start_timers
 from .status import InstanceStatus

@@ -2,16 +2,7 @@
 
 from typing import Any
 
-from . import (
-    acting,
-    attachments,
-    audit,
-    boxes,
-    drafts,
-    notifications,
-    operations,
-    queries,
-)
+from . import acting, attachments, audit, boxes, drafts, notifications, operations, queries
 from .base import EngineBase
 from .errors import Conflict, Forbidden, InvalidData
 from .runtime import load_run

@@ -1,7 +1,8 @@
 """Shared fixtures.
 
-A fresh database per test (a SQLite file, or PostgreSQL when DATABASE_URL says so), an engine on
-a fixed clock, and a helper to deploy inline BPMN.
+A fresh database per test (a SQLite file, or PostgreSQL when DATABASE_URL says so; with the
+schema already in it when the test uses `engine`), an engine on a fixed clock, and a helper to
+deploy inline BPMN.
 """
 
 import os
@@ -59,8 +60,28 @@ def fresh_database(folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def schema_template() -> Iterator[scenarios.TemplateDatabase]:
+    """Every table, created once per worker: an `engine` test starts on a copy of it (one file
+    copy, or one CREATE DATABASE … TEMPLATE) instead of creating the schema itself."""
+    template = scenarios.TemplateDatabase(PG_URL if ON_POSTGRES else None, _nothing, Engine)
+    yield template
+    template.close()
+
+
+def _nothing(_engine: object) -> None:
+    """The schema template holds the tables and nothing else."""
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's own database: empty (for `duban init`, migrations), or, when the test uses
+    the `engine` fixture, a copy of the schema template, which `engine` then opens."""
+    if "engine" in request.fixturenames:
+        template: scenarios.TemplateDatabase = request.getfixturevalue("schema_template")
+        with template.copy() as url:
+            yield url
+        return
     with fresh_database(tmp_path) as url:
         yield url
 
@@ -72,8 +93,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def engine(db_url: str, clock: FixedClock) -> Iterator[Engine]:
-    eng = Engine(db_url, clock=clock)
-    eng.create_schema()
+    eng = Engine(db_url, clock=clock)  # the schema is there: db_url copied the template
     yield eng
     eng.db.dispose()
 
