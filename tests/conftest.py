@@ -93,7 +93,8 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def engine(db_url: str, clock: FixedClock) -> Iterator[Engine]:
-    eng = Engine(db_url, clock=clock)  # the schema is there: db_url copied the template
+    eng = Engine(db_url, clock=clock)
+    eng.create_schema()  # only checks, when db_url copied the template (a module may override it)
     yield eng
     eng.db.dispose()
 
