@@ -4,12 +4,12 @@ and fires exactly once."""
 import os
 import signal
 import subprocess
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import datetime
 
 from sqlalchemy import func, select, text
 
-from engine.models import Event, HumanTask, Timer
+from engine.models import Event, HumanTask, Timer, WorkerHeartbeat
 from engine.workdays import BEIJING
 from tests.builders import bpmn, flow, user_task
 from tests.conftest import ON_POSTGRES
@@ -41,6 +41,20 @@ def deadline_process() -> str:
 def fired(engine) -> int:
     with engine.read_session() as session:
         return session.scalar(select(func.count()).select_from(Timer).where(Timer.state == "fired"))
+
+
+def _let_start(engine, workers: list[subprocess.Popen]) -> None:
+    """Wait (a while) until each worker has run a loop: on a loaded machine the others may fire
+    every timer while one is still importing, and the SIGINT that stops a running worker cleanly
+    would kill that one mid-import."""
+    with suppress(AssertionError):
+        wait_until(lambda: {w.pid for w in workers} <= running(engine), 60, "every worker to run")
+
+
+def running(engine) -> set[int]:
+    """The pids of the workers that wrote a heartbeat (they are past their start)."""
+    with engine.read_session() as session:
+        return set(session.scalars(select(WorkerHeartbeat.pid)))
 
 
 def victim(engine) -> int:
@@ -89,6 +103,7 @@ def test_a_worker_killed_mid_run_leaves_every_timer_fired_once(
             left = TIMERS - fired(engine)
             wait_until(lambda: fired(engine) == TIMERS, 90, "the other workers to fire the rest")
         finally:
+            _let_start(engine, [w for w in workers if w.poll() is None])
             for worker in workers:
                 if worker.poll() is None:
                     worker.send_signal(signal.SIGINT)  # a worker's clean stop
