@@ -11,17 +11,7 @@ from uuid import UUID
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from . import (
-    acting,
-    approval_steps,
-    copies,
-    handover,
-    operations,
-    returns,
-    rewind,
-    signing,
-    urging,
-)
+from . import acting, approval_steps, copies, handover, operations, returns, rewind, signing, urging
 from .actor import Actor
 from .base import EngineBase
 from .bpmn import load_state

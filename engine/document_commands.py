@@ -112,6 +112,13 @@ class DocumentCommands(EngineBase):
             ).all()
             return {item_id: dict(attributes or {}) for item_id, attributes in rows}
 
+    def instance_data(self, instance_id: int, user: str | None) -> dict[str, Any]:
+        """An instance's current process data alone (no history, no task list), for a caller
+        who may view the instance."""
+        with self.read_session() as session:
+            self._viewable_instance(session, instance_id, user)
+            return json_safe(self._instance_data(session, instance_id))
+
     def _instance_data(self, session: Session, instance_id: int) -> dict[str, Any]:
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:

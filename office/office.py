@@ -70,7 +70,7 @@ class Office:
         units = {u["code"]: u["name"] for u in self.engine.units()}
         lists: dict[str, list[dict[str, Any]]] = {}
         for instance_id in sorted({t["instance_id"] for t in tasks}):
-            data = self.engine.instance(instance_id)["data"]
+            data = self.engine.instance_data(instance_id, None)  # tasks the caller may see
             for _title, key, _columns in exports.RECTIFICATION_LISTS:
                 for row in data.get(key) or []:
                     if isinstance(row, dict):
